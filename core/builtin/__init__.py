@@ -1,0 +1,1 @@
+"""The built-in demo model `builtin:shapes`: architecture, loading, and (in train.py) its training."""
