@@ -17,3 +17,30 @@ def builtin_pipe():
     from core.loading import load_model
 
     return load_model("builtin:shapes").pipe
+
+
+# --- app (issue 7): fail a test_app* test when a QThread it started is still running at teardown ---
+@pytest.fixture(autouse=True)
+def _dangling_qthreads(request, monkeypatch):
+    if not request.node.module.__name__.split(".")[-1].startswith("test_app"):
+        yield
+        return
+    import traceback
+
+    import shiboken6
+    from PySide6.QtCore import QThread
+
+    started = []
+    original_start = QThread.start
+
+    def recording_start(self, *args, **kwargs):
+        started.append((self, "".join(traceback.format_stack(limit=6)[:-1])))
+        return original_start(self, *args, **kwargs)
+
+    monkeypatch.setattr(QThread, "start", recording_start)
+    yield
+    dangling = [(t, where) for t, where in started if shiboken6.isValid(t) and t.isRunning()]
+    for thread, _ in dangling:
+        thread.wait(60000)  # let it end so it cannot crash the next test
+    if dangling:
+        pytest.fail("QThread(s) outlived the test; started at:\n" + "\n".join(w for _, w in dangling))
