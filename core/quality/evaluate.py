@@ -1,0 +1,154 @@
+"""Base model vs fragment on the same prompts and seeds: images, quality metrics and performance.
+
+`evaluate_pair` is a plain compute function (progress sink + cancel token, no threads). It returns the
+raw measurements; `core.report` turns them into the versioned report and the hypothesis verdicts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from core.progress import as_sink
+from core.quality.metrics import Availability, ClipScorer, lpips_availability, phash_distance, ssim
+from core.quality.perf import (
+    GenerationSettings,
+    batch_speedup,
+    generate,
+    measure_latency,
+    measure_peak,
+    measure_throughput,
+    resident_weight_bytes,
+)
+
+DEFAULT_BUILTIN_PROMPTS = (
+    "a red circle",
+    "a blue square on the left",
+    "a large green triangle",
+    "a small yellow circle at the top",
+)
+DEFAULT_SEEDS = (0, 1)
+
+
+@dataclass
+class EvalConfig:
+    prompts: Sequence[str] = DEFAULT_BUILTIN_PROMPTS
+    seeds: Sequence[int] = DEFAULT_SEEDS
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    latency_repeats: int = 3
+    max_batch: int = 8  # throughput sweep: 1, 2, 4, ... up to this, or until out of memory
+    measure_performance: bool = True
+
+
+@dataclass
+class PairEvaluation:
+    samples: list  # one dict per (prompt, seed): prompt, seed, ssim, phash_distance, clip_base, clip_fragment
+    base_images: list
+    fragment_images: list
+    clip: dict
+    lpips: dict
+    quality: dict
+    performance: dict
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: Optional[ClipScorer]) -> dict:
+    if base_scores is None:
+        return {"available": False, "reason": status.reason}
+    base_mean, fragment_mean = _mean(base_scores), _mean(fragment_scores)
+    delta = base_mean - fragment_mean
+    return {
+        "available": True,
+        "reason": status.reason,
+        **(scorer.describe() if scorer else {}),
+        "base_mean": base_mean,
+        "fragment_mean": fragment_mean,
+        # positive = the fragment agrees less with the prompts than the base model
+        "delta_mean": delta,
+        "delta_rel": delta / abs(base_mean) if base_mean else None,
+    }
+
+
+def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: Optional[ClipScorer],
+                      clip_status: Availability, seeds_per_image=None):
+    """Per-sample SSIM / pHash / CLIP and their summary for two equally long image lists."""
+    if len(base_images) != len(fragment_images):
+        raise ValueError("base and fragment image lists differ in length")
+    base_scores = fragment_scores = None
+    if scorer is not None:
+        base_scores = list(scorer.score(base_images, prompts_per_image))
+        fragment_scores = list(scorer.score(fragment_images, prompts_per_image))
+    samples = []
+    for i, (a, b) in enumerate(zip(base_images, fragment_images)):
+        samples.append({
+            "prompt": prompts_per_image[i],
+            "seed": None if seeds_per_image is None else int(seeds_per_image[i]),
+            "ssim": ssim(a, b),
+            "phash_distance": phash_distance(a, b),
+            "clip_base": None if base_scores is None else float(base_scores[i]),
+            "clip_fragment": None if fragment_scores is None else float(fragment_scores[i]),
+        })
+    ssims = [s["ssim"] for s in samples]
+    hashes = [s["phash_distance"] for s in samples]
+    quality = {
+        "samples": len(samples),
+        "ssim_mean": _mean(ssims),
+        "ssim_min": min(ssims) if ssims else None,
+        "phash_distance_mean": _mean(hashes),
+        "phash_distance_max": max(hashes) if hashes else None,
+    }
+    return samples, summarize_clip(base_scores, fragment_scores, clip_status, scorer), quality
+
+
+def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional[ClipScorer] = None,
+                  clip_status: Optional[Availability] = None, lpips_weights=None,
+                  progress=None, token=None) -> PairEvaluation:
+    sink = as_sink(progress, token)
+    prompts, seeds = list(config.prompts), [int(s) for s in config.seeds]
+    if not prompts or not seeds:
+        raise ValueError("At least one prompt and one seed are needed to compare a fragment with its base.")
+    clip_status = clip_status or Availability(scorer is not None, "" if scorer else "no CLIP scorer given")
+    steps_total = 2 * len(prompts) + (6 if config.measure_performance else 0) + 1
+    done = 0
+    base_images, fragment_images, image_prompts, image_seeds = [], [], [], []
+    for prompt in prompts:
+        for which, pipe, bucket in (("base", base_pipe, base_images), ("fragment", fragment_pipe, fragment_images)):
+            sink.report(done, steps_total, f"{which}: {prompt!r}")
+            bucket.extend(generate(pipe, [prompt] * len(seeds), seeds, config.settings))
+            done += 1
+        image_prompts.extend([prompt] * len(seeds))
+        image_seeds.extend(seeds)
+    sink.report(done, steps_total, "scoring images")
+    samples, clip, quality = quality_of_images(image_prompts, base_images, fragment_images, scorer, clip_status,
+                                               image_seeds)
+    done += 1
+    performance = {}
+    if config.measure_performance:
+        for which, pipe in (("base", base_pipe), ("fragment", fragment_pipe)):
+            sink.report(done, steps_total, f"{which}: latency")
+            latency = measure_latency(pipe, prompts[0], seeds[0], config.settings, repeats=config.latency_repeats)
+            done += 1
+            sink.report(done, steps_total, f"{which}: peak memory")
+            peak = measure_peak(pipe, prompts[0], seeds[0], config.settings)
+            done += 1
+            sink.report(done, steps_total, f"{which}: throughput")
+            throughput = measure_throughput(pipe, prompts[0], config.settings, max_batch=config.max_batch,
+                                            token=sink.token)
+            done += 1
+            performance[which] = {
+                "latency_ms": latency["median_ms"],
+                "latency": latency,
+                "peak_memory": peak,
+                "weights_bytes": resident_weight_bytes(pipe),
+                "throughput": throughput,
+                "batch_speedup": batch_speedup(throughput["best_images_per_min"],
+                                               throughput["sequential_images_per_min"]),
+            }
+    sink.report(steps_total, steps_total, "evaluation done")
+    return PairEvaluation(samples, base_images, fragment_images, clip,
+                          lpips_availability(lpips_weights).as_dict(), quality, performance)
