@@ -1,0 +1,317 @@
+"""`HeadProfiler`: installs statistics processors and FFN hooks on a UNet, keeps running sums, restores it.
+
+Layout of the running sums (all float32, on the model's device, flat over heads so one step costs one add):
+  energy   (seeds, buckets, 2, total_heads)   sum over items of mean_t ||head output_t||_2
+  mass     (seeds, buckets, 2, cross_heads)   sum over items of attention mass on the prompt's content tokens
+  entropy  (seeds, buckets, 2, cross_heads)   sum over items of mean_t entropy of the attention over tokens
+  count    (seeds, buckets, 2)                items summed in each cell (kept on the host)
+  per prompt: energy (prompts, 2, total_heads), token mass (prompts, 2, cross_heads, tokens), count
+  ffn      (2, total_neurons)                 sum over items of mean_t |hidden activation|
+Half 0 is the unconditional half of a classifier-free-guidance batch ([uncond, cond]), half 1 the conditional.
+Memory is flat in the number of steps beyond `max_step_buckets`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+from core.profiling.config import ProfilerConfig, step_buckets
+from core.profiling.structure import ProfilingError, discover
+
+UNCOND, COND = 0, 1
+
+
+class HeadProfiler:
+    """Context manager; while active every attention module of `unet` records statistics.
+
+    The driver tells it where it is: `begin_generation(seed_index, prompt_indices, content_masks)` before a
+    generation, `end_step(step)` after each denoising step. On exit the original processors are put back
+    (the very same objects) and all hooks are removed.
+    """
+
+    def __init__(self, unet, *, n_seeds: int = 1, n_prompts: int = 1, steps: int = 1, cfg: bool = True,
+                 n_tokens: int = 77, config: Optional[ProfilerConfig] = None) -> None:
+        self.unet = unet
+        self.config = config or ProfilerConfig()
+        self.modules, self.ffns = discover(unet)
+        if not self.modules:
+            raise ProfilingError(
+                f"{type(unet).__name__} has no attention modules inside transformer blocks: nothing to profile. "
+                "HeadRoom profiles diffusers UNet2DConditionModel-style UNets (SD 1.x, 2.x, XL)."
+            )
+        self.n_seeds, self.n_prompts, self.steps, self.cfg, self.n_tokens = n_seeds, n_prompts, steps, cfg, n_tokens
+        self.bucket_of_step = step_buckets(steps, self.config.max_step_buckets)
+        self.n_buckets = self.bucket_of_step[-1] + 1
+        self.total_heads = sum(m.heads for m in self.modules)
+        self.cross = [m for m in self.modules if m.kind == "cross"]
+        self.cross_heads = sum(m.heads for m in self.cross)
+        self.total_neurons = sum(f.inner for f in self.ffns)
+        self.map_modules = list(self.config.spatial_map_modules or [])
+        names = {m.name for m in self.cross}
+        for name in self.map_modules:
+            if name not in names:
+                raise ProfilingError(f"Spatial maps were asked for {name!r}, which is not a cross-attention module "
+                                     f"of this UNet. Cross-attention modules: {sorted(names)[:4]} ...")
+        self.sums: dict = {}
+        self.count = [[[0.0, 0.0] for _ in range(self.n_buckets)] for _ in range(n_seeds)]
+        self.prompt_count = [[0.0, 0.0] for _ in range(n_prompts)]
+        self.ffn_count = [0.0, 0.0]
+        self.maps: dict = {}
+        self.latent_hw: Optional[tuple[int, int]] = None
+        self._saved: dict = {}
+        self._hooks: list = []
+        self._active = False
+        self.begin_generation(0, [0])
+        self._reset_step()
+
+    # -- installing and restoring -------------------------------------------------------------------------
+    def __enter__(self) -> "HeadProfiler":
+        from core.profiling.processor import SUPPORTED_PROCESSORS, ProfilingAttnProcessor
+
+        try:
+            for index, record in enumerate(self.modules):
+                attn = self.unet.get_submodule(record.name)
+                name = type(attn.processor).__name__
+                if name not in SUPPORTED_PROCESSORS:
+                    raise ProfilingError(
+                        f"{record.name} uses the attention processor {name}; the profiler reproduces only "
+                        f"diffusers' default attention ({', '.join(SUPPORTED_PROCESSORS)}). Disable xFormers / "
+                        "custom attention (e.g. unet.set_default_attn_processor()) and profile again."
+                    )
+                explicit = record.kind == "cross" and self.config.cross_stats
+                proc = ProfilingAttnProcessor(self, index, explicit, record.name in self.map_modules)
+                self._saved[record.name] = attn.processor
+                attn.set_processor(proc)
+            if self.config.ffn_stats:
+                for index, ffn in enumerate(self.ffns):
+                    out_proj = self.unet.get_submodule(ffn.name).net[2]
+                    self._hooks.append(out_proj.register_forward_pre_hook(self._ffn_hook(index)))
+        except BaseException:
+            self._restore()
+            raise
+        self._active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+        self._active = False
+
+    def _restore(self) -> None:
+        for name, processor in self._saved.items():
+            self.unet.get_submodule(name).set_processor(processor)
+        self._saved.clear()
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+
+    # -- driver interface ---------------------------------------------------------------------------------
+    def begin_generation(self, seed_index: int, prompt_indices: Sequence[int], content_masks=None,
+                         latent_hw: Optional[tuple[int, int]] = None) -> None:
+        """`content_masks`: (2, items, tokens) 0/1, which key positions count as the prompt's content tokens
+        for the scalar token-mass statistic (half 0 = negative prompt). None: every token but the first."""
+        if not 0 <= seed_index < self.n_seeds:
+            raise ProfilingError(f"seed index {seed_index} outside 0..{self.n_seeds - 1}")
+        if any(not 0 <= p < self.n_prompts for p in prompt_indices):
+            raise ProfilingError(f"prompt indices {list(prompt_indices)} outside 0..{self.n_prompts - 1}")
+        self.seed_index = seed_index
+        self.prompt_indices = list(prompt_indices)
+        self.content_masks = content_masks
+        if latent_hw is not None:
+            self.latent_hw = tuple(latent_hw)
+        self._prompt_index_tensor = None
+
+    def end_step(self, step: int) -> None:
+        """Folds what the UNet call(s) of this step recorded into the running sums of its bucket."""
+        if not 0 <= step < self.steps:
+            raise ProfilingError(f"step {step} outside 0..{self.steps - 1}")
+        if self._calls == 0:
+            self._reset_step()
+            return
+        import torch
+
+        bucket = self.bucket_of_step[step]
+        items = len(self.prompt_indices)
+        calls = self._calls
+        energy = self._halves(torch.cat(self._energy, dim=1), items)  # (2, items, NH)
+        self._add("energy", (self.n_seeds, self.n_buckets, 2, self.total_heads), energy.sum(1),
+                  (self.seed_index, bucket))
+        self._add_prompts("energy_prompt", (self.n_prompts, 2, self.total_heads), energy)
+        if self.cross and self.config.cross_stats:
+            mass_tokens = self._halves(torch.cat(self._mass, dim=1), items)  # (2, items, NC, T)
+            entropy = self._halves(torch.cat(self._entropy, dim=1), items)
+            content = (mass_tokens * self._content_mask(mass_tokens).unsqueeze(2)).sum(-1)
+            self._add("mass", (self.n_seeds, self.n_buckets, 2, self.cross_heads), content.sum(1),
+                      (self.seed_index, bucket))
+            self._add("entropy", (self.n_seeds, self.n_buckets, 2, self.cross_heads), entropy.sum(1),
+                      (self.seed_index, bucket))
+            self._add_prompts("token_mass_prompt", (self.n_prompts, 2, self.cross_heads, self.n_tokens),
+                              mass_tokens)
+        if self._ffn:
+            ffn = self._halves(torch.cat(self._ffn, dim=1), items)
+            self._add("ffn", (2, self.total_neurons), ffn.sum(1), ())
+        for name, parts in self._maps.items():
+            stacked = torch.stack(parts).sum(0)  # (items, heads, tokens, m, m), cond half
+            key = "map." + name
+            if key not in self.maps:
+                self.maps[key] = torch.zeros((self.n_prompts,) + tuple(stacked.shape[1:]), dtype=torch.float32,
+                                             device=stacked.device)
+            self.maps[key].index_add_(0, self._prompt_index(stacked.device), stacked)
+        halves = (UNCOND, COND) if self.cfg else (COND,)
+        for half in halves:
+            self.count[self.seed_index][bucket][half] += items * calls
+            for p in self.prompt_indices:
+                self.prompt_count[p][half] += calls
+            if self._ffn:
+                self.ffn_count[half] += items * calls
+        self._reset_step()
+
+    # -- called from processors and hooks (device tensors only, no host sync) ------------------------------
+    def record_energy(self, index: int, head_out) -> None:
+        """head_out: (batch, heads, queries, head_dim), the attention output before `to_out`."""
+        import torch
+
+        energy = torch.linalg.vector_norm(head_out.float(), dim=-1).mean(-1)  # (batch, heads)
+        self._put(self._energy_parts, index, energy)
+
+    def record_cross(self, index: int, probs, log_probs, spatial_map: bool) -> None:
+        """probs / log_probs: (batch, heads, queries, keys) in float32."""
+        if probs.shape[-1] != self.n_tokens:
+            raise ProfilingError(
+                f"Cross-attention saw {probs.shape[-1]} text tokens, the profile was set up for {self.n_tokens}. "
+                "Long-prompt (chunked) embeddings are not supported while profiling; shorten the prompt."
+            )
+        slot = self._cross_slot[index]
+        self._put(self._mass_parts, slot, probs.mean(2))
+        self._put(self._entropy_parts, slot, -(probs * log_probs).sum(-1).mean(-1))
+        if spatial_map:
+            self._record_map(self.modules[index].name, probs)
+
+    def _ffn_hook(self, index: int):
+        def hook(module, args):
+            self._put(self._ffn_parts, index, args[0].detach().abs().float().mean(1))  # (batch, inner)
+
+        return hook
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _reset_step(self) -> None:
+        n_cross = len(self.cross)
+        self._energy_parts: list = [None] * len(self.modules)
+        self._mass_parts: list = [None] * n_cross
+        self._entropy_parts: list = [None] * n_cross
+        self._ffn_parts: list = [None] * len(self.ffns)
+        self._maps: dict = {}
+        self._cross_slot = {i: k for k, i in enumerate(i for i, m in enumerate(self.modules) if m.kind == "cross")}
+        self._call_counts = [0] * len(self.modules)
+
+    @property
+    def _calls(self) -> int:
+        return max(self._call_counts) if self._call_counts else 0
+
+    def _put(self, parts: list, slot: int, value) -> None:
+        if parts is self._energy_parts:
+            self._call_counts[slot] += 1
+        parts[slot] = value if parts[slot] is None else parts[slot] + value
+
+    @property
+    def _energy(self):
+        return self._complete(self._energy_parts, [m.name for m in self.modules])
+
+    @property
+    def _mass(self):
+        return self._complete(self._mass_parts, [m.name for m in self.cross])
+
+    @property
+    def _entropy(self):
+        return self._complete(self._entropy_parts, [m.name for m in self.cross])
+
+    @property
+    def _ffn(self):
+        if not self.config.ffn_stats or all(p is None for p in self._ffn_parts):
+            return []
+        return self._complete(self._ffn_parts, [f.name for f in self.ffns])
+
+    def _complete(self, parts: list, names: list) -> list:
+        missing = [n for n, p in zip(names, parts) if p is None]
+        if missing:
+            raise ProfilingError(f"{len(missing)} modules did not run in this step (e.g. {missing[0]}); the UNet "
+                                 "skipped blocks the profiler expected. Profile the model without step caching.")
+        if len(set(c for c in self._call_counts)) > 1:
+            raise ProfilingError("Attention modules ran a different number of times in one step; "
+                                 "turn off token merging / block caching while profiling.")
+        return parts
+
+    def _halves(self, flat, items: int):
+        """(batch, ...) -> (2, items, ...); without CFG the unconditional half is zeros."""
+        import torch
+
+        batch = flat.shape[0]
+        if self.cfg:
+            if batch != 2 * items:
+                raise ProfilingError(f"Expected a guidance batch of 2 x {items} items, the UNet saw {batch}.")
+            return flat.view(2, items, *flat.shape[1:])
+        if batch != items:
+            raise ProfilingError(f"Expected a batch of {items} items without guidance, the UNet saw {batch}.")
+        return torch.stack([torch.zeros_like(flat), flat])
+
+    def _add(self, key: str, shape: tuple, value, index: tuple) -> None:
+        import torch
+
+        if key not in self.sums:
+            self.sums[key] = torch.zeros(shape, dtype=torch.float32, device=value.device)
+        target = self.sums[key][index] if index else self.sums[key]
+        target += value
+
+    def _add_prompts(self, key: str, shape: tuple, value) -> None:
+        """value: (2, items, ...) -> sums[key][prompt, half] += value[half, item]."""
+        import torch
+
+        if key not in self.sums:
+            self.sums[key] = torch.zeros(shape, dtype=torch.float32, device=value.device)
+        self.sums[key].index_add_(0, self._prompt_index(value.device), value.transpose(0, 1))
+
+    def _prompt_index(self, device):
+        import torch
+
+        if self._prompt_index_tensor is None or self._prompt_index_tensor.device != device:
+            self._prompt_index_tensor = torch.tensor(self.prompt_indices, dtype=torch.long, device=device)
+        return self._prompt_index_tensor
+
+    def _content_mask(self, mass_tokens):
+        import torch
+
+        if self.content_masks is not None:
+            return self.content_masks.to(device=mass_tokens.device, dtype=torch.float32)
+        mask = torch.ones(mass_tokens.shape[:2] + mass_tokens.shape[-1:], device=mass_tokens.device)
+        mask[..., 0] = 0.0
+        return mask
+
+    def _record_map(self, name: str, probs) -> None:
+        import torch.nn.functional as F
+
+        items = len(self.prompt_indices)
+        cond = probs[items:] if self.cfg else probs  # (items, heads, queries, tokens)
+        h, w = self._query_grid(cond.shape[2])
+        grid = cond.permute(0, 1, 3, 2).reshape(items, cond.shape[1] * cond.shape[3], h, w)
+        size = (min(h, self.config.map_size), min(w, self.config.map_size))
+        pooled = F.adaptive_avg_pool2d(grid, size).reshape(items, cond.shape[1], cond.shape[3], *size)
+        self._maps.setdefault(name, []).append(pooled)
+
+    def _query_grid(self, queries: int) -> tuple[int, int]:
+        if self.latent_hw is None:
+            side = math.isqrt(queries)
+            if side * side != queries:
+                raise ProfilingError("Spatial maps need the latent size for non-square inputs.")
+            return side, side
+        h, w = self.latent_hw
+        while h * w > queries:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        if h * w != queries:
+            raise ProfilingError(f"Cannot place {queries} queries on a grid derived from latents {self.latent_hw}.")
+        return h, w
+
+    def counts_tensors(self):
+        import torch
+
+        return (torch.tensor(self.count, dtype=torch.float32), torch.tensor(self.prompt_count, dtype=torch.float32),
+                torch.tensor(self.ffn_count, dtype=torch.float32))
