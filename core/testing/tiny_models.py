@@ -15,27 +15,27 @@ from core.loading.reference_configs import CLIP_L, FAMILIES, OPENCLIP_BIGG, OPEN
 FAMILY_NAMES = ("sd15", "sd2", "sdxl")
 
 TINY_UNET = {
-    "sd15": dict(block_out_channels=[32, 64, 64, 64], attention_head_dim=8, cross_attention_dim=64,
-                 norm_num_groups=8, sample_size=16),
-    "sd2": dict(block_out_channels=[64, 128, 128, 128], attention_head_dim=[1, 2, 2, 2], cross_attention_dim=96,
-                norm_num_groups=16, sample_size=16),
-    "sdxl": dict(block_out_channels=[64, 128, 192], attention_head_dim=[1, 2, 3], cross_attention_dim=160,
-                 transformer_layers_per_block=[1, 1, 2], norm_num_groups=16, sample_size=16,
-                 addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 96),
+    "sd15": dict(block_out_channels=[32, 64, 64, 64], attention_head_dim=8, cross_attention_dim=64, sample_size=16),
+    "sd2": dict(block_out_channels=[64, 128, 128, 128], attention_head_dim=[1, 2, 2, 2], cross_attention_dim=64,
+                sample_size=16),
+    "sdxl": dict(block_out_channels=[64, 128, 192], attention_head_dim=[1, 2, 3], cross_attention_dim=192,
+                 transformer_layers_per_block=[1, 1, 2], sample_size=16,
+                 addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 128),
 }
-# SDXL's UNet is conditioned on [CLIP-L hidden (64) ++ bigG hidden (96)] = 160 and on bigG's pooled projection (96).
+# SDXL's UNet is conditioned on [CLIP-L hidden (64) ++ bigG hidden (128)] = 192 and on bigG's pooled projection (128).
+# Text encoders keep the family's 64-wide heads; GroupNorm keeps 32 groups, as in the full models.
 TINY_TEXT = {
     "sd15": dict(CLIP_L, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
                  projection_dim=64),
-    "sd2": dict(OPENCLIP_H, hidden_size=96, intermediate_size=192, num_hidden_layers=2, num_attention_heads=1,
-                projection_dim=96),
+    "sd2": dict(OPENCLIP_H, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
+                projection_dim=64),
     "sdxl": dict(CLIP_L, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=1,
                  projection_dim=64),
-    "sdxl_2": dict(OPENCLIP_BIGG, hidden_size=96, intermediate_size=192, num_hidden_layers=2, num_attention_heads=1,
-                   projection_dim=96),
+    "sdxl_2": dict(OPENCLIP_BIGG, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                   projection_dim=128),
 }
-TINY_VAE = dict(block_out_channels=[16, 32], down_block_types=["DownEncoderBlock2D"] * 2,
-                up_block_types=["UpDecoderBlock2D"] * 2, layers_per_block=1, norm_num_groups=8, sample_size=32)
+TINY_VAE = dict(block_out_channels=[32, 32], down_block_types=["DownEncoderBlock2D"] * 2,
+                up_block_types=["UpDecoderBlock2D"] * 2, layers_per_block=1, sample_size=32)
 
 
 def unet_config(family: str, tiny: bool = False) -> dict:
