@@ -1,0 +1,313 @@
+"""`StudioWindow`: the main window. Lays out the views and runs each long step in a CoreWorker:
+load -> profile -> (scores, threshold, live estimate) -> preview -> save; one job at a time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QMainWindow, QMessageBox, QScrollArea, QSplitter, QStatusBar, QVBoxLayout,
+                               QWidget)
+
+from app.memory_source import MemorySource
+from app.settings import StudioSettings
+from app.views.attention_map import AttentionMapView
+from app.views.fragment_library import FragmentLibrary
+from app.views.head_heatmap import HeadHeatmap
+from app.views.image_label import ImageLabel
+from app.views.job_progress import JobProgress
+from app.views.memory_plot import MemoryPlot
+from app.views.model_panel import ModelPanel
+from app.views.preview_panel import PreviewPanel
+from app.views.prompt_panel import PromptPanel
+from app.views.threshold_panel import ThresholdPanel
+from app.workers import jobs
+from app.workers.core_worker import CoreWorker
+from app.workers.worker_set import WorkerSet
+
+log = logging.getLogger(__name__)
+
+
+def default_fragments_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("HeadRoom", appauthor=False)) / "fragments"
+
+
+class StudioWindow(QMainWindow):
+    job_finished = Signal(str, str)  # job name, outcome: "done" | "failed" | "cancelled"
+    error_shown = Signal(str)
+
+    def __init__(self, settings: "StudioSettings | None" = None, fragments_dir: "Path | None" = None,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("HeadRoom Studio")
+        self.settings = settings or StudioSettings()
+        self.workers = WorkerSet(self)
+        self.memory_source = MemorySource()
+        self.session = None  # jobs.ModelSession
+        self.profile = None
+        self.scores: dict = {}  # method -> HeadScores
+        self.selection = None
+        self.estimate = None
+        self.clip = None  # (ClipScorer | None, Availability)
+        self.reference_images: dict = {}  # prompt index -> image generated at the first seed
+        self.last_preview: "dict | None" = None
+        self.errors: list[str] = []
+        self._build_views(fragments_dir or default_fragments_dir())
+        self._connect()
+        self._restore_settings()
+        self._update_enabled()
+
+    # -- layout -------------------------------------------------------------------------------------------
+    def _build_views(self, fragments_dir: Path) -> None:
+        self.model_panel = ModelPanel()
+        self.prompt_panel = PromptPanel()
+        self.threshold_panel = ThresholdPanel()
+        self.live_preview = ImageLabel("generated image", min_side=96)
+        self.heatmap = HeadHeatmap()
+        self.attention_map = AttentionMapView()
+        self.preview_panel = PreviewPanel()
+        self.memory_plot = MemoryPlot(self.memory_source)
+        self.library = FragmentLibrary(fragments_dir)
+        self.job_progress = JobProgress()
+        left = _column(self.model_panel, self.prompt_panel, self.live_preview, self.threshold_panel)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(340)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.heatmap)
+        top.addWidget(self.attention_map)
+        top.setSizes([620, 300])
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(top)
+        centre.addWidget(self.preview_panel)
+        centre.setSizes([520, 330])
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.memory_plot)
+        right.addWidget(self.library)
+        main = QSplitter(Qt.Orientation.Horizontal)
+        for widget in (scroll, centre, right):
+            main.addWidget(widget)
+        main.setSizes([360, 920, 340])
+        self.setCentralWidget(main)
+        status = QStatusBar()
+        status.addPermanentWidget(self.job_progress, 1)
+        self.setStatusBar(status)
+        self.resize(1640, 960)
+
+    def _connect(self) -> None:
+        self.model_panel.load_requested.connect(self.load_model)
+        self.prompt_panel.profile_requested.connect(self.start_profile)
+        self.threshold_panel.config_changed.connect(self._on_threshold_changed)
+        self.preview_panel.preview_requested.connect(self.start_preview)
+        self.preview_panel.save_requested.connect(self.save_fragment)
+        self.heatmap.head_clicked.connect(self._on_head_clicked)
+        self.job_progress.cancel_requested.connect(self.workers.cancel_all)
+        self.library.open_requested.connect(self.open_fragment)
+
+    def _restore_settings(self) -> None:
+        self.model_panel.set_recent(self.settings.recent_models())
+        self.model_panel.set_spec(self.settings.value("model/last", self.settings.recent_models()[0]))
+        self.model_panel.set_choice(self.settings.value("model/device", "auto"), self.settings.value("model/dtype",
+                                                                                                     "fp32"))
+        self.prompt_panel.restore(self.settings)
+        self.threshold_panel.set_value(self.settings.value("threshold/value", 30.0, float))
+
+    def save_settings(self) -> None:
+        self.settings.set_values({"model/last": self.model_panel.spec(),
+                                  "model/device": self.model_panel.device_combo.currentText(),
+                                  "model/dtype": self.model_panel.dtype_combo.currentText(),
+                                  "threshold/value": self.threshold_panel.value(), **self.prompt_panel.settings()})
+
+    # -- running jobs -------------------------------------------------------------------------------------
+    def run_job(self, title: str, fn, *args, on_result, **kwargs) -> "CoreWorker | None":
+        if self.workers.is_busy():
+            self.show_error("Busy", "Another job is running; wait for it or cancel it first.")
+            return None
+        worker = CoreWorker(fn, *args, name=title, **kwargs)
+        worker.started.connect(lambda: self._on_job_started(title))
+        worker.progress_changed.connect(self._on_job_progress)
+        worker.result_ready.connect(on_result)
+        worker.result_ready.connect(lambda _: self._on_job_ended(title, "done"))
+        worker.failed.connect(lambda message: self._on_job_failed(title, message))
+        worker.cancelled.connect(lambda: self._on_job_ended(title, "cancelled"))
+        worker.finished.connect(self._update_enabled)
+        self.workers.start(worker)
+        self._update_enabled(busy=True)
+        return worker
+
+    def _on_job_started(self, title: str) -> None:
+        self.job_progress.set_running(title)
+        self.memory_plot.start()
+
+    def _on_job_progress(self, event) -> None:
+        self.job_progress.set_progress(event)
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        if payload.get("image") is not None:
+            self.live_preview.set_image(payload["image"])
+
+    def _on_job_failed(self, title: str, message: str) -> None:
+        self.show_error(f"{title} failed", message)
+        self._on_job_ended(title, "failed")
+
+    def _on_job_ended(self, title: str, outcome: str) -> None:
+        self.memory_plot.poll()
+        self.memory_plot.stop()
+        self.job_progress.set_idle(f"{title}: {outcome}")
+        self.job_finished.emit(title, outcome)
+
+    def show_error(self, title: str, message: str) -> None:
+        log.warning("%s: %s", title, message)
+        self.errors.append(message)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # not exec(): the event loop (and running jobs' progress) keeps going
+        self.error_shown.emit(message)
+
+    def _update_enabled(self, *_, busy: "bool | None" = None) -> None:
+        busy = self.workers.is_busy() if busy is None else busy
+        self.model_panel.set_busy(busy)
+        self.prompt_panel.profile_button.setEnabled(not busy and self.session is not None)
+        self.preview_panel.preview_button.setEnabled(not busy and self.selection is not None)
+        self.preview_panel.save_button.setEnabled(not busy and self.selection is not None
+                                                  and self._fragments_available())
+
+    # -- load ---------------------------------------------------------------------------------------------
+    def load_model(self, spec: str, device: str = "auto", dtype: str = "fp32") -> None:
+        self.model_panel.show_message(f"Loading {spec}…")
+        self.run_job("Load model", jobs.load_job, spec, device, dtype, on_result=self._on_model_loaded)
+
+    def _on_model_loaded(self, session) -> None:
+        self.session = session
+        self.memory_source.device = session.summary["device"]
+        self.profile, self.scores, self.selection, self.clip = None, {}, None, None
+        self.model_panel.show_summary(session.summary)
+        if session.loaded.source != "builtin":
+            self.settings.add_recent_model(session.loaded.name)
+        self.model_panel.set_recent(self.settings.recent_models())
+        self.threshold_panel.clear_estimate()
+
+    # -- profile ------------------------------------------------------------------------------------------
+    def start_profile(self) -> None:
+        try:
+            request = self.prompt_panel.request()
+        except ValueError as exc:
+            self.show_error("Check the prompts", str(exc))
+            return
+        self.reference_images = {}
+        self.run_job("Profile", jobs.profile_job, self.session, **request, on_result=self._on_profiled)
+
+    def _on_profiled(self, result) -> None:
+        self.profile, self.reference_images = result.profile, result.images
+        self.scores, self.selection = {}, None
+        self.preview_panel.set_prompts(self.profile.meta["prompts"], self.profile.meta["seeds"][0])
+        self.attention_map.show_unavailable("Click a cross-attention head in the heatmap.")
+        if self.reference_images:
+            self.live_preview.set_image(self.reference_images[0])
+        self._on_threshold_changed(self.threshold_panel.config())
+
+    # -- threshold, scores, estimate -------------------------------------------------------------------
+    def _on_threshold_changed(self, config: dict) -> None:
+        if self.profile is None:
+            return
+        method = config["method"]
+        if method not in self.scores:
+            if method == "ablation":
+                self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
+                             on_result=lambda s: self._on_scores_ready(method, s))
+                return
+            try:
+                self.scores[method] = jobs.scores_for(self.profile, method)
+            except Exception as exc:  # a HeadRoomError's message says what to do instead
+                self.show_error("Score unavailable", str(exc))
+                return
+            self._show_scores(method)
+        self._apply_threshold(config)
+
+    def _on_scores_ready(self, method: str, scores) -> None:
+        self.scores[method] = scores
+        self._show_scores(method)
+        self._apply_threshold(self.threshold_panel.config())
+
+    def _show_scores(self, method: str) -> None:
+        from app.views.head_heatmap import HeatmapData
+
+        scores = self.scores[method]
+        kinds = {m.name: m.kind for m in self.profile.modules}
+        names = self.session.structure.names
+        label = f"{method.replace('_', ' ')} ({scores.normalize}-normalised)"
+        self.heatmap.set_data(HeatmapData(names, [kinds.get(n, "?") for n in names],
+                                          [list(map(float, scores.values[n])) for n in names], label))
+
+    def _apply_threshold(self, config: dict) -> None:
+        from core.errors import HeadRoomError
+        from core.pruning.selection import PruneConfig, estimate, select_heads
+
+        scores = self.scores.get(config["method"])
+        if scores is None:
+            return
+        value = config["value"] * 100.0 if config["mode"] == "percentile" else config["value"]
+        try:
+            prune = PruneConfig(mode=config["mode"], value=value, min_heads_per_module=config["min_heads_per_module"],
+                                allow_drop_modules=config["min_heads_per_module"] == 0)
+            self.selection = select_heads(scores, prune, self.session.structure)
+        except HeadRoomError as exc:
+            self.threshold_panel.clear_estimate()
+            self.threshold_panel.readouts["heads"].setText(str(exc))
+            return
+        self.estimate = estimate(self.selection, self.session.structure)
+        self.threshold_panel.show_estimate(self.estimate.as_dict())
+        self.heatmap.set_pruned(self.selection.removed_heads())
+        self._update_enabled()
+
+    # -- head map ------------------------------------------------------------------------------------------
+    def _on_head_clicked(self, name: str, head: int) -> None:
+        prompt = max(0, self.preview_panel.prompt_combo.currentIndex())
+        try:
+            maps = self.profile.spatial_map(name, prompt)
+        except (KeyError, ValueError) as exc:
+            self.attention_map.show_unavailable(f"{name}, head {head}: spatial map unavailable. {exc}")
+            return
+        tokens = list(self.profile.meta["tokens"][prompt])
+        self.attention_map.show_map(f"{name}, head {head}, prompt {prompt + 1}", tokens,
+                                    maps[head].numpy(), self.reference_images.get(prompt))
+
+    # -- preview ------------------------------------------------------------------------------------------
+    def start_preview(self, prompt: str, seed: int) -> None:
+        meta = self.profile.meta
+        self.run_job("Preview", jobs.preview_job, self.session, self.selection, prompt, seed, meta["steps"],
+                     meta["guidance"], meta["width"], clip=self.clip, on_result=self._on_preview_ready)
+
+    def _on_preview_ready(self, result: dict) -> None:
+        self.last_preview = result
+        self.preview_panel.show_result(result)
+
+    # -- save / open ------------------------------------------------------------------------------------
+    def _fragments_available(self) -> bool:
+        return False
+
+    def save_fragment(self) -> None:
+        self.show_error("Save fragment", "Saving fragments needs core.fragments, which is not in this build yet.")
+
+    def open_fragment(self, folder: str) -> None:
+        self.show_error("Open fragment", "Opening fragments needs core.fragments, which is not in this build yet.")
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.save_settings()
+        self.memory_plot.stop()
+        if not self.workers.shutdown(60000):
+            log.error("Some jobs did not stop in time; closing anyway.")
+        super().closeEvent(event)
+
+
+def _column(*widgets) -> QWidget:
+    column = QWidget()
+    layout = QVBoxLayout(column)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch(1)
+    return column

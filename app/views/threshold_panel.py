@@ -1,0 +1,112 @@
+"""Threshold panel: slider + spin box (prune percentile or keep ratio), score, per-module minimum, reductions,
+and readouts of the live estimate (heads kept, parameters and MB removed, memory saved)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout)
+
+SCORES = {"activation energy": "activation_energy_rank", "token mass": "token_mass", "ablation": "ablation"}
+MODES = {"prune lowest %": "percentile", "keep %": "retention"}
+SLIDER_STEPS = 1000  # 0.1 % resolution
+
+
+class ThresholdPanel(QGroupBox):
+    config_changed = Signal(dict)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Threshold", parent)
+        self.score_combo = QComboBox()
+        self.score_combo.addItems(list(SCORES))
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(list(MODES))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.spin = QDoubleSpinBox()
+        self.spin.setRange(0.0, 100.0)
+        self.spin.setDecimals(1)
+        self.spin.setSuffix(" %")
+        self.min_heads_spin = QSpinBox()
+        self.min_heads_spin.setRange(0, 64)
+        self.min_heads_spin.setValue(1)
+        self.min_heads_spin.setToolTip("Each attention module keeps at least this many heads.")
+        self.toggles = {key: QCheckBox(text) for key, text in
+                        (("heads", "attention heads"), ("ffn", "FFN neurons"), ("low_rank", "low-rank"),
+                         ("precision", "lower precision"))}
+        self.toggles["heads"].setChecked(True)
+        self.readouts = {key: QLabel("–") for key in ("heads", "params", "mb", "memory")}
+        self._build_layout()
+        self.set_value(30.0)
+        self.slider.valueChanged.connect(self._on_slider_moved)
+        self.spin.valueChanged.connect(self._on_spin_changed)
+        for widget in (self.score_combo, self.mode_combo):
+            widget.currentIndexChanged.connect(self._emit)
+        self.min_heads_spin.valueChanged.connect(self._emit)
+        for box in self.toggles.values():
+            box.toggled.connect(self._emit)
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("Score", self.score_combo)
+        form.addRow("Threshold", self.mode_combo)
+        value_row = QHBoxLayout()
+        value_row.addWidget(self.slider, 1)
+        value_row.addWidget(self.spin)
+        form.addRow(value_row)
+        form.addRow("Min heads / module", self.min_heads_spin)
+        toggles = QGridLayout()
+        for i, box in enumerate(self.toggles.values()):
+            toggles.addWidget(box, i // 2, i % 2)
+        readouts = QFormLayout()
+        for key, text in (("heads", "Heads kept"), ("params", "Parameters removed"), ("mb", "Weights removed"),
+                          ("memory", "Memory saved (est.)")):
+            readouts.addRow(text, self.readouts[key])
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Reduce:"))
+        layout.addLayout(toggles)
+        layout.addLayout(readouts)
+
+    def value(self) -> float:
+        return self.spin.value()
+
+    def set_value(self, percent: float) -> None:
+        with QSignalBlocker(self.slider), QSignalBlocker(self.spin):
+            self.spin.setValue(percent)
+            self.slider.setValue(round(percent / 100.0 * SLIDER_STEPS))
+        self._emit()
+
+    def set_available_scores(self, available: "list[str]") -> None:
+        for index, method in enumerate(SCORES.values()):
+            item = self.score_combo.model().item(index)
+            item.setEnabled(method in available)
+
+    def config(self) -> dict:
+        return {"method": SCORES[self.score_combo.currentText()], "mode": MODES[self.mode_combo.currentText()],
+                "value": self.value() / 100.0, "min_heads_per_module": self.min_heads_spin.value(),
+                **{key: box.isChecked() for key, box in self.toggles.items()}}
+
+    def show_estimate(self, readout: dict) -> None:
+        self.readouts["heads"].setText(f"{readout['heads_kept']} / {readout['heads_total']}")
+        self.readouts["params"].setText(f"{readout['params_removed'] / 1e6:.2f} M")
+        self.readouts["mb"].setText(f"{readout['bytes_removed'] / 2**20:.1f} MB")
+        memory = readout.get("memory_saved_bytes")
+        self.readouts["memory"].setText("–" if memory is None else f"{memory / 2**20:.1f} MB")
+
+    def clear_estimate(self, text: str = "–") -> None:
+        for label in self.readouts.values():
+            label.setText(text)
+
+    def _on_slider_moved(self, position: int) -> None:
+        with QSignalBlocker(self.spin):
+            self.spin.setValue(position * 100.0 / SLIDER_STEPS)
+        self._emit()
+
+    def _on_spin_changed(self, percent: float) -> None:
+        with QSignalBlocker(self.slider):
+            self.slider.setValue(round(percent / 100.0 * SLIDER_STEPS))
+        self._emit()
+
+    def _emit(self, *_) -> None:
+        self.config_changed.emit(self.config())

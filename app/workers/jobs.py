@@ -1,0 +1,126 @@
+"""The app's jobs: plain functions taking (progress, token) that chain core calls. They run in a CoreWorker;
+nothing here does tensor maths, and torch/diffusers are imported only inside these functions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from core.progress import as_sink
+
+
+@dataclass
+class ModelSession:
+    """A loaded model and what the app needs to know about it."""
+
+    loaded: Any  # core.loading.LoadedModel
+    structure: Any  # core.pruning.UnetStructure
+    summary: dict
+
+
+def resolve_device(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_job(spec: str, device: str = "auto", dtype: str = "fp32", progress=None, token=None) -> ModelSession:
+    from core.loading import load_model
+    from core.pruning.structure import UnetStructure
+
+    sink = as_sink(progress, token)
+    sink.report(0, 2, f"loading {spec}")
+    loaded = load_model(spec, device=resolve_device(device), dtype=dtype, progress=sink)
+    sink.report(1, 2, "reading the UNet structure")
+    structure = UnetStructure.from_unet(loaded.unet)
+    summary = {"name": loaded.name, "family": loaded.family, "source": loaded.source,
+               "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),
+               "parameters": structure.total_params, "attention_modules": len(structure.names),
+               "heads": structure.total_heads, "model_hash": loaded.model_hash}
+    if loaded.details.get("trained") is False:
+        summary["note"] = "untrained stand-in weights: images are noise until the trained model ships"
+    sink.report(2, 2, "loaded")
+    return ModelSession(loaded, structure, summary)
+
+
+@dataclass
+class ProfileResult:
+    profile: Any  # core.profiling.Profile
+    images: dict  # prompt index -> the image generated for it at the first seed (for head-map overlays)
+
+
+MAX_MAP_HEADS = 200  # spatial maps for every cross-attention head when the model is this small (built-in)
+
+
+def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: float, size: int,
+                progress=None, token=None) -> ProfileResult:
+    """Profiles the heads, then makes one image per prompt (first seed) to draw head maps over."""
+    from core.profiling import ProfilerConfig, profile_model
+
+    sink = as_sink(progress, token)
+    cross = [n for n in session.structure.names if n.endswith("attn2")]
+    maps = cross if session.structure.total_heads <= MAX_MAP_HEADS else None
+    profile = profile_model(session.loaded, list(prompts), list(seeds), steps, guidance=guidance, size=(size, size),
+                            config=ProfilerConfig(spatial_map_modules=maps), progress=sink)
+    images = {}
+    for index, prompt in enumerate(prompts):
+        image, _, _ = _generate_one(session.loaded.pipe, prompt, seeds[0], steps, guidance, size, sink,
+                                    f"image for prompt {index + 1}")
+        images[index] = image
+        sink.report(index + 1, len(prompts), f"image for prompt {index + 1} ready", {"image": image})
+    return ProfileResult(profile, images)
+
+
+def scores_for(profile, method: str, session: "ModelSession | None" = None, progress=None, token=None):
+    from core.pruning.scores import compute_head_scores
+
+    pipe = session.loaded.pipe if method == "ablation" and session is not None else None
+    return compute_head_scores(profile, method, "module", pipe=pipe, progress=progress, token=token)
+
+
+def _generate_one(pipe, prompt, seed, steps, guidance, size, sink, label):
+    from core.generation import generate_images
+
+    def relay(event):
+        sink.report(event.done, event.total, f"{label}: {event.message}")
+
+    start = time.perf_counter()
+    [(image, params)] = generate_images(pipe, [prompt], [seed], steps, guidance, (size, size), progress=relay,
+                                        token=sink.token)
+    return image, params, time.perf_counter() - start
+
+
+def preview_job(session: ModelSession, selection, prompt: str, seed: int, steps: int, guidance: float, size: int,
+                clip=None, progress=None, token=None) -> dict:
+    """Base and logically masked fragment for one prompt and seed, with SSIM, pHash, CLIP delta, latencies.
+
+    `clip` is what `clip_job` returned: (ClipScorer or None, Availability)."""
+    from core.pruning.masks import apply_head_masks
+    from core.quality.evaluate import quality_of_images
+    from core.quality.images import difference_image
+    from core.quality.metrics import Availability
+
+    sink = as_sink(progress, token)
+    pipe = session.loaded.pipe
+    base, _, base_s = _generate_one(pipe, prompt, seed, steps, guidance, size, sink, "base")
+    with apply_head_masks(pipe.unet, selection):
+        fragment, _, fragment_s = _generate_one(pipe, prompt, seed, steps, guidance, size, sink, "fragment")
+    scorer, status = clip if clip is not None else (None, Availability(False, "CLIP scorer not loaded"))
+    [sample], clip_summary, _ = quality_of_images([prompt], [base], [fragment], scorer, status, [seed])
+    return {"prompt": prompt, "seed": seed, "base_image": base, "fragment_image": fragment,
+            "difference_image": difference_image(base, fragment), "ssim": sample["ssim"],
+            "phash_distance": sample["phash_distance"], "clip_delta": clip_summary.get("delta_mean"),
+            "clip_reason": clip_summary.get("reason", ""), "base_latency_s": base_s, "fragment_latency_s": fragment_s,
+            "note": "Quick preview: the pruned heads are masked logically. Saved fragments are pruned physically "
+                    "and measured again."}
+
+
+def clip_job(session: ModelSession, progress=None, token=None):
+    """The CLIP scorer for this model, or (None, reason)."""
+    from core.quality.metrics import clip_scorer_for
+
+    as_sink(progress, token).report(0, 1, "loading CLIP")
+    return clip_scorer_for(session.loaded)
