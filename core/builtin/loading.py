@@ -46,5 +46,7 @@ def load_builtin(device: str = "cpu", dtype=None):
     from core.builtin.architecture import build_pipeline
 
     log.warning("No trained weights in %s: using the seeded random stand-in.", builtin_folder())
-    pipe = build_pipeline(seed=0).to(device=device, dtype=dtype)
+    pipe = build_pipeline(seed=0)
+    if dtype != torch.float32 or str(device) != "cpu":
+        pipe = pipe.to(device=device, dtype=dtype)
     return LoadedModel(pipe, "builtin", BUILTIN_NAME, "standin-seed0-" + "0" * 50, "builtin", {"trained": False})

@@ -63,6 +63,7 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"Could not load the diffusers folder {folder}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
-    pipe = pipe.to(device)
+    if str(device) != "cpu":
+        pipe = pipe.to(device)
     family = _PIPELINE_FAMILY[class_name] or _family_from_unet_config(dict(pipe.unet.config))
     return LoadedModel(pipe, family, folder.name, folder_weights_hash(folder), "diffusers-folder", {"path": str(folder)})
