@@ -16,7 +16,7 @@ from core.quality.perf import (
     GenerationSettings,
     batch_speedup,
     generate,
-    measure_latency,
+    measure_latency_pair,
     measure_peak,
     measure_throughput,
     resident_weight_bytes,
@@ -113,7 +113,7 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
     if not prompts or not seeds:
         raise ValueError("At least one prompt and one seed are needed to compare a fragment with its base.")
     clip_status = clip_status or Availability(scorer is not None, "" if scorer else "no CLIP scorer given")
-    steps_total = 2 * len(prompts) + (6 if config.measure_performance else 0) + 1
+    steps_total = 2 * len(prompts) + (5 if config.measure_performance else 0) + 1
     done = 0
     base_images, fragment_images, image_prompts, image_seeds = [], [], [], []
     for prompt in prompts:
@@ -129,10 +129,12 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
     done += 1
     performance = {}
     if config.measure_performance:
+        sink.report(done, steps_total, "latency (base and fragment alternately)")
+        latencies = dict(zip(("base", "fragment"), measure_latency_pair(
+            base_pipe, fragment_pipe, prompts[0], seeds[0], config.settings, repeats=config.latency_repeats)))
+        done += 1
         for which, pipe in (("base", base_pipe), ("fragment", fragment_pipe)):
-            sink.report(done, steps_total, f"{which}: latency")
-            latency = measure_latency(pipe, prompts[0], seeds[0], config.settings, repeats=config.latency_repeats)
-            done += 1
+            latency = latencies[which]
             sink.report(done, steps_total, f"{which}: peak memory")
             peak = measure_peak(pipe, prompts[0], seeds[0], config.settings)
             done += 1

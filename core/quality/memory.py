@@ -36,6 +36,21 @@ def _is_cuda(device) -> bool:
     return str(device).startswith("cuda")
 
 
+def release_freed_heap() -> bool:
+    """Returns freed C heap pages to the OS (Linux/glibc only); True when it could."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
+    except (OSError, AttributeError):
+        return False
+
+
 class measure_peak_memory:
     """`with measure_peak_memory(device) as peak: work()`; then read `peak.peak_bytes`."""
 
@@ -57,6 +72,7 @@ class measure_peak_memory:
         else:
             import psutil
 
+            release_freed_heap()
             self._process = psutil.Process()
             self.result.before_bytes = self.result.peak_bytes = self._process.memory_info().rss
             self._thread = threading.Thread(target=self._sample, name="peak-rss-sampler", daemon=True)

@@ -37,6 +37,8 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], settings: Gener
     import torch
 
     device = pipe_device(pipe)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
     gen_device = "cuda" if device.startswith("cuda") else "cpu"
     generators = [torch.Generator(gen_device).manual_seed(int(s)) for s in seeds]
     kwargs = {}
@@ -99,14 +101,40 @@ def measure_latency(pipe, prompt: str, seed: int, settings: GenerationSettings, 
     return {"median_ms": statistics.median(samples), "min_ms": min(samples), "samples_ms": samples}
 
 
-def measure_peak(pipe, prompt: str, seed: int, settings: GenerationSettings) -> dict:
+def measure_latency_pair(base_pipe, fragment_pipe, prompt: str, seed: int, settings: GenerationSettings,
+                         repeats: int = 3, warmup: int = 1) -> "tuple[dict, dict]":
+    """Latency of two pipelines measured alternately (A B A B ...), so a machine that slows down or speeds
+    up during the measurement affects both alike."""
+    pipes = {"base": base_pipe, "fragment": fragment_pipe}
+    for pipe in pipes.values():
+        for _ in range(warmup):
+            generate(pipe, [prompt], [seed], settings)
+    samples = {name: [] for name in pipes}
+    for _ in range(max(1, repeats)):
+        for name, pipe in pipes.items():
+            device = pipe_device(pipe)
+            _sync(device)
+            start = time.perf_counter()
+            generate(pipe, [prompt], [seed], settings)
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return tuple({"median_ms": statistics.median(s), "min_ms": min(s), "samples_ms": s}
+                 for s in samples.values())
+
+
+def measure_peak(pipe, prompt: str, seed: int, settings: GenerationSettings, repeats: int = 2) -> dict:
     """Peak memory while making one image, plus the pipeline's own weights: `working_mb` = weights +
     the increase above what was in use before, comparable between two pipelines living in one process."""
     device = pipe_device(pipe)
-    with measure_peak_memory(device) as peak:
-        generate(pipe, [prompt], [seed], settings)
+    runs = []
+    for _ in range(max(1, repeats)):
+        with measure_peak_memory(device) as peak:
+            generate(pipe, [prompt], [seed], settings)
+        runs.append(peak)
+    peak = min(runs, key=lambda p: p.increase_bytes)  # sampling noise only ever adds
     weights = resident_weight_bytes(pipe)["total"]
     result = peak.as_dict()
+    result["runs"] = len(runs)
     result["working_mb"] = round((weights + peak.increase_bytes) / MB, 3)
     return result
 
