@@ -1,0 +1,32 @@
+"""Head scoring, selection, logical masks and physical surgery, plus FFN / low-rank / precision reductions.
+
+Importing this package does no work: torch and diffusers are imported inside the functions that need them.
+Submodules: `structure` (what can be pruned), `scores`, `selection` (incl. the fast `estimate`), `masks`
+(logical, reversible), `surgery` (physical), `ffn`, `lowrank`, `precision`, `sizes`, `extract` (the pipeline).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "compute_head_scores": "core.pruning.scores",
+    "HeadScores": "core.pruning.scores",
+    "PruneConfig": "core.pruning.selection",
+    "HeadSelection": "core.pruning.selection",
+    "select_heads": "core.pruning.selection",
+    "estimate": "core.pruning.selection",
+    "UnetStructure": "core.pruning.structure",
+    "apply_head_masks": "core.pruning.masks",
+    "prune_heads": "core.pruning.surgery",
+    "ExtractConfig": "core.pruning.extract",
+    "extract_reduced_unet": "core.pruning.extract",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)
