@@ -1,0 +1,92 @@
+"""Opens a fragment folder next to its base model for the report: a second pipeline that shares the base's
+VAE and text encoder and runs the fragment's UNet, plus what the manifest says (prompts, steps, times).
+
+Goes through the fragment API (`core.fragments`); the manifest's quality_eval / performance sections are
+written back through it too, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from core.errors import FragmentError
+from core.report.manifest_fields import performance_from_report, quality_eval_from_report
+
+
+@dataclass
+class OpenedFragment:
+    pipe: Any
+    info: dict  # path, name, manifest (dict) for the report
+    prompts: list = field(default_factory=list)
+    steps: Optional[int] = None
+    heads_removed: Optional[int] = None
+    write_quality: Callable = None  # (report, report_path) -> path of the manifest written
+
+
+def pipeline_with_unet(base_pipe, unet):
+    """A pipeline of the same class sharing every component of `base_pipe` except its UNet."""
+    components = dict(base_pipe.components)
+    components["unet"] = unet
+    pipe = type(base_pipe)(**components)
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _manifest_dict(manifest) -> dict:
+    if manifest is None:
+        return {}
+    if hasattr(manifest, "model_dump"):
+        return manifest.model_dump(mode="json")
+    return dict(manifest)
+
+
+def _heads_removed(manifest: dict) -> Optional[int]:
+    removed = (manifest.get("pruning") or {}).get("attention_heads_removed")
+    if isinstance(removed, dict):
+        return sum(len(v) for v in removed.values())
+    return None
+
+
+def open_fragment(loaded, fragment_dir) -> OpenedFragment:
+    fragment_dir = Path(fragment_dir).expanduser()
+    if not fragment_dir.is_dir():
+        raise FragmentError(f"No fragment folder at {fragment_dir}: give the folder `headroom extract` wrote.")
+    try:
+        from core import fragments
+    except ImportError:
+        raise FragmentError("This build cannot open fragments: the fragment module (core.fragments) is missing.") \
+            from None
+    opened = fragments.load_fragment(fragment_dir, loaded)
+    unet = getattr(opened, "unet", None)
+    pipe = getattr(opened, "pipe", None)
+    if pipe is None or pipe is loaded.pipe:
+        if unet is None:
+            raise FragmentError(f"The fragment at {fragment_dir} did not give a UNet to run.")
+        pipe = pipeline_with_unet(loaded.pipe, unet)
+    manifest_obj = getattr(opened, "manifest", None)
+    manifest = _manifest_dict(manifest_obj)
+    profiling = (manifest.get("generation_context") or {}).get("profiling") or {}
+    prompts = profiling.get("prompts") or manifest.get("prompts") or []
+    steps = profiling.get("steps_profiled") if isinstance(profiling.get("steps_profiled"), int) else None
+
+    def write_quality(report: dict, report_path) -> Path:
+        return update_manifest(fragment_dir, report, report_path)
+
+    return OpenedFragment(
+        pipe=pipe,
+        info={"path": str(fragment_dir), "name": fragment_dir.name, "manifest": manifest},
+        prompts=list(prompts), steps=steps, heads_removed=_heads_removed(manifest), write_quality=write_quality)
+
+
+def update_manifest(fragment_dir, report: dict, report_path=None) -> Path:
+    """Sets quality_eval and performance in the fragment's manifest through the fragment API."""
+    from core import fragments
+
+    quality = quality_eval_from_report(report, report_path)
+    performance = performance_from_report(report)
+    if hasattr(fragments, "update_manifest"):
+        return fragments.update_manifest(fragment_dir, quality_eval=quality, performance=performance)
+    raise FragmentError("The fragment API cannot update manifests in this build.")
