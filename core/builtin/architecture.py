@@ -9,18 +9,18 @@ from __future__ import annotations
 
 IMAGE_SIZE = 64
 LATENT_SIZE = 16
-TEXT_WIDTH = 128
+TEXT_WIDTH = 64
 
 UNET_CONFIG = dict(
     sample_size=LATENT_SIZE,
     in_channels=4,
     out_channels=4,
     layers_per_block=1,
-    block_out_channels=(64, 128, 128),
+    block_out_channels=(32, 64, 64),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     # diffusers' historical quirk: `attention_head_dim` is the number of heads here.
-    attention_head_dim=(4, 8, 8),
+    attention_head_dim=(4, 4, 4),
     cross_attention_dim=TEXT_WIDTH,
     norm_num_groups=16,
 )
@@ -41,7 +41,7 @@ TEXT_CONFIG = dict(
     vocab_size=49408,
     hidden_size=TEXT_WIDTH,
     intermediate_size=4 * TEXT_WIDTH,
-    num_hidden_layers=4,
+    num_hidden_layers=3,
     num_attention_heads=4,
     max_position_embeddings=77,
     hidden_act="quick_gelu",

@@ -1,0 +1,103 @@
+"""Stage (b): UNet and text encoder trained jointly on cached latents of seeded scenes.
+
+Epsilon prediction with min-SNR weighting, 10% caption dropout (the empty caption, for classifier-free
+guidance), a fresh training-split phrasing for every sample, an EMA of both models (what gets shipped).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+
+def encode_latents(vae, images, chunk: int = 128):
+    """Posterior mean and std of each image's latent (unscaled)."""
+    import torch
+
+    means, stds = [], []
+    with torch.no_grad():
+        for part in images.split(chunk):
+            dist = vae.encode(part).latent_dist
+            means.append(dist.mean)
+            stds.append(dist.std)
+    return torch.cat(means), torch.cat(stds)
+
+
+class EMA:
+    def __init__(self, model, decay: float = 0.999):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    def update(self, model, step: int):
+        import torch
+
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for ema_p, p in zip(self.model.parameters(), model.parameters()):
+                ema_p.lerp_(p, 1 - decay)
+
+
+def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, latents_std, scenes, scaling_factor: float,
+                    steps: int, seed: int, batch: int = 64, lr: float = 4e-4, caption_dropout: float = 0.1,
+                    snr_gamma: float = 5.0, warmup: int = 100, log_every: int = 50, checkpoint_every: int = 250,
+                    checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None):
+    """Trains in place; returns (ema_unet, ema_text_encoder). `checkpoint(step, unet, text, ema_u, ema_t, opt)`
+    is called every `checkpoint_every` steps and at the end."""
+    import numpy as np
+    import torch
+
+    from core.builtin.train_data import CaptionTokens
+    from core.shapes.captions import random_caption
+
+    tokens = CaptionTokens(tokenizer)
+    rng = np.random.default_rng([seed, start_step])
+    gen = torch.Generator().manual_seed(seed * 1000003 + start_step)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    ema_unet, ema_text = EMA(unet), EMA(text_encoder)
+    if ema_state is not None:
+        ema_unet.model.load_state_dict(ema_state[0])
+        ema_text.model.load_state_dict(ema_state[1])
+    alphas_cumprod = scheduler.alphas_cumprod.float()
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    unet.train()
+    text_encoder.train()
+    n = latents_mean.shape[0]
+    start = time.time()
+    for step in range(start_step, steps):
+        idx = torch.from_numpy(rng.integers(0, n, size=batch))
+        z0 = (latents_mean[idx] + latents_std[idx] * torch.randn(latents_mean[idx].shape, generator=gen)) * scaling_factor
+        captions = [
+            "" if rng.random() < caption_dropout else random_caption(scenes[int(i)], rng, split="train") for i in idx
+        ]
+        ids = tokens(captions)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
+        noise = torch.randn(z0.shape, generator=gen)
+        zt = scheduler.add_noise(z0, noise, t)
+        hidden = text_encoder(ids)[0]
+        pred = unet(zt, t, hidden).sample
+        weight = torch.clamp(snr[t], max=snr_gamma) / snr[t]
+        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
+        current_lr = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
+        for group in opt.param_groups:
+            group["lr"] = float(current_lr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_unet.update(unet, step)
+        ema_text.update(text_encoder, step)
+        if step % log_every == 0 or step == steps - 1:
+            log.info("unet step %d/%d loss %.4f lr %.2e (%.0f s)", step, steps, loss.item(), current_lr,
+                     time.time() - start)
+        done = step + 1
+        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+            checkpoint(done, unet, text_encoder, ema_unet.model, ema_text.model, opt)
+        if progress is not None:
+            progress(done, steps)
+    return ema_unet.model, ema_text.model
