@@ -39,7 +39,7 @@ def test_batch_writes_images_parameters_and_summary(builtin_pipe, tmp_path):
     assert files == sorted(j.filename for j in jobs)
     params = read_parameters(tmp_path / jobs[2].filename)
     assert params.splitlines()[0] == "a blue square"
-    assert "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 3, Size: 64x64, Model hash: abcdef0123" in params
+    assert "Steps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 3, Size: 64x64, Model hash: abcdef0123, Model: builtin:shapes" in params
     data = json.loads((tmp_path / "summary.json").read_text())
     assert data["status"] == "finished" and data["images_done"] == 4 == data["images_total"]
     assert [r["batch_size"] for r in data["images"]] == [3, 3, 3, 1]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from core.batch.jobs import BatchJob
-from core.batch.pngmeta import parameters_text, read_parameters, sampler_name, save_png_with_parameters
+from core.batch.pngmeta import read_parameters
 from core.batch.sizing import BatchSizer, is_out_of_memory
 from core.errors import CancelledError, HeadRoomError
 from core.io import write_json_atomic
@@ -184,7 +184,7 @@ def run_batch(
         raise HeadRoomError(f"Cannot create the output folder {out_dir}: {exc.strerror}.") from exc
     sink = as_sink(progress, token)
     width, height = _resolve_size(pipe, settings)
-    sampler = sampler_name(pipe.scheduler)
+    sampler = type(pipe.scheduler).__name__.replace("Scheduler", "")  # as core.generation names it
     device = pipe.unet.device
     sizer = BatchSizer(settings.batch_size, max_auto=settings.max_auto_batch)
     summary = BatchSummary("running", len(jobs), out_dir=str(out_dir))
@@ -193,13 +193,16 @@ def run_batch(
     }
     summary.settings.update(width=width, height=height, sampler=sampler)
 
-    def params_for(job: BatchJob) -> str:
-        extra = {"Fragment": settings.fragment} if settings.fragment else None
-        return parameters_text(
-            job.prompt, steps=settings.steps, sampler=sampler, cfg_scale=settings.guidance, seed=job.seed,
-            width=width, height=height, model_hash=settings.model_hash, model_name=settings.model_name,
-            negative_prompt=job.negative_prompt, extra=extra,
+    from core.generation import GenerationParams, save_png_with_parameters
+
+    def generation_params(job: BatchJob) -> GenerationParams:
+        return GenerationParams(
+            job.prompt, job.seed, settings.steps, settings.guidance, width, height, sampler,
+            settings.model_name, settings.model_hash, job.negative_prompt, settings.fragment or "",
         )
+
+    def params_for(job: BatchJob) -> str:
+        return generation_params(job).to_png_text()
 
     queue: deque[BatchJob] = deque()
     for job in jobs:
@@ -238,7 +241,7 @@ def run_batch(
             seconds = time.perf_counter() - t0
             sizer.record_success(size, seconds, _bytes_per_image(device, memory_before, size), _free_memory_bytes(device))
             for job, image in zip(batch, images):
-                save_png_with_parameters(out_dir / job.filename, image, params_for(job))
+                save_png_with_parameters(out_dir / job.filename, image, generation_params(job))
                 summary.images.append(ImageRecord(job.index, job.filename, job.prompt, job.seed, size, seconds / size))
             generated_seconds += seconds
             write_summary()
