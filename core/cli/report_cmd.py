@@ -59,13 +59,24 @@ def run(args: argparse.Namespace) -> int:
     from core.quality.metrics import clip_scorer_for
     from core.quality.perf import GenerationSettings
     from core.report.fragment_source import open_fragment
-    from core.report.regression import parse_tolerance_overrides
-    from core.report.run import ReportInputs, read_prompts_file, run_report, write_report_files
+    from core.report.regression import load_report, parse_tolerance_overrides
+    from core.report.run import (
+        ReportInputs,
+        read_prompts_file,
+        read_reuse_eval,
+        run_report,
+        write_report_files,
+    )
     from core.report.table import format_report
 
     if not str(args.out).endswith(".json"):
         raise HeadRoomError(f"--out {args.out!r}: the report is JSON; give a path ending in .json.")
     tolerances = parse_tolerance_overrides(args.tolerance)
+    # Bad paths fail now, before minutes of model loading and generation.
+    if args.baseline:
+        load_report(args.baseline)
+    if args.reuse_eval:
+        read_reuse_eval(args.reuse_eval)
     prompts = list(args.prompt)
     if args.prompts_file:
         prompts += read_prompts_file(args.prompts_file)

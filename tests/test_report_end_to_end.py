@@ -1,0 +1,123 @@
+"""`headroom report` end to end on the built-in model with a small physically pruned fragment.
+
+The fragment folder API (core.fragments) is not in the tree yet, so the fragment pipeline is built here
+with the real head surgery (core.pruning.surgery.prune_heads) and handed to the CLI in place of
+`open_fragment`; everything else (generation, metrics, report, HTML, manifest, regression gate) is real.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from core.cli.main import main
+from core.report import fragment_source
+from core.report.manifest_fields import write_manifest_sections_json
+from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
+
+
+def _open_pruned_fragment(loaded, fragment_dir):
+    """Removes the upper half of the heads of every cross-attention, physically."""
+    from core.pruning.surgery import prune_heads
+
+    fragment_dir = Path(fragment_dir)
+    unet = copy.deepcopy(loaded.pipe.unet)
+    removed = {name: list(range(m.heads // 2, m.heads)) for name, m in unet.named_modules()
+               if name.endswith("attn2") and getattr(m, "heads", 0) >= 2}
+    prune_heads(unet, removed)
+    manifest_path = fragment_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    return fragment_source.OpenedFragment(
+        pipe=fragment_source.pipeline_with_unet(loaded.pipe, unet),
+        info={"path": str(fragment_dir), "name": fragment_dir.name, "manifest": manifest},
+        prompts=[], steps=None, heads_removed=None,
+        write_quality=lambda report, path: write_manifest_sections_json(manifest_path, report, path))
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    import torch
+
+    # Two shared CPU cores: two torch threads fighting other work are many times slower than one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    monkeypatch.setattr(fragment_source, "open_fragment", _open_pruned_fragment)
+    fragment_dir = tmp_path / "fragment"
+    fragment_dir.mkdir()
+    (fragment_dir / "manifest.json").write_text(json.dumps(
+        {"schema_version": 1, "timings": {"profile_s": 2.0, "extract_s": 0.5}, "quality_eval": None}))
+    config, weights = write_tiny_clip(tmp_path / "clip")
+    common = ["report", "--model", "builtin:shapes", "--fragment", str(fragment_dir),
+              "--prompt", "a red circle", "--prompt", "a blue square", "--seeds", "0", "1", "--steps", "2",
+              "--clip-weights", str(weights), "--clip-model", TINY_CLIP_NAME, "--clip-config", str(config)]
+    yield tmp_path, fragment_dir, common
+    torch.set_num_threads(threads)
+
+
+def test_report_end_to_end_and_regression_gate(setup, capsys):
+    tmp_path, fragment_dir, common = setup
+    first = tmp_path / "reports" / "first.json"
+    assert main(common + ["--no-perf", "--out", str(first)]) == 0
+    report = json.loads(first.read_text())
+    m = report["metrics"]
+    assert report["quality"]["samples"] == 4 and len(report["samples"]) == 4
+    assert 0.0 < m["quality.ssim_mean"] < 1.0  # the pruned fragment draws something different
+    assert m["quality.clip_base_mean"] is not None and m["quality.clip_delta_rel"] is not None
+    assert report["fragment"]["heads_removed"] > 0
+    verdicts = {h["id"]: h for h in report["hypotheses"]}
+    assert verdicts["H1"]["verdict"] in ("PASS", "FAIL") and verdicts["H1"]["measured"] == m["quality.clip_delta_rel"]
+    assert verdicts["H3"]["verdict"] == "NOT MEASURED" and verdicts["H4"]["verdict"] == "NOT MEASURED"
+    html = (tmp_path / "reports" / "first.html").read_text()
+    assert html.count("data:image/png;base64,") == 12
+    manifest = json.loads((fragment_dir / "manifest.json").read_text())
+    assert manifest["quality_eval"]["samples"] == 4
+    assert manifest["quality_eval"]["ssim_mean"] == pytest.approx(m["quality.ssim_mean"])
+    assert manifest["timings"] == {"profile_s": 2.0, "extract_s": 0.5}
+    out = capsys.readouterr().out
+    assert "SSIM base vs fragment" in out and "H5" in out
+
+    # With performance, against the first report: same prompts and seeds give the same quality numbers.
+    second = tmp_path / "reports" / "second.json"
+    assert main(common + ["--max-batch", "2", "--latency-repeats", "1", "--baseline", str(first),
+                          "--out", str(second)]) == 0
+    report2 = json.loads(second.read_text())
+    m2 = report2["metrics"]
+    assert m2["quality.ssim_mean"] == pytest.approx(m["quality.ssim_mean"], abs=1e-6)
+    assert report2["regression"]["drifted"] == [] and report2["regression"]["compared"] >= 4
+    assert m2["memory.fragment_weights_mb"] < m2["memory.base_weights_mb"]  # heads were really removed
+    assert m2["memory.weights_reduction"] > 0
+    assert m2["performance.base_latency_ms"] > 0 and m2["performance.fragment_images_per_min"] > 0
+    points = report2["performance"]["fragment"]["throughput"]["points"]
+    assert [p["batch_size"] for p in points] == [1, 2]
+    assert report2["economics"]["break_even"] is not None  # times came from the manifest
+    assert manifest != json.loads((fragment_dir / "manifest.json").read_text())  # performance filled in
+    assert json.loads((fragment_dir / "manifest.json").read_text())["performance"]["base_latency_ms"] > 0
+
+    # A baseline that was better than now: the gate lists the drifted metrics and exits non-zero.
+    better = dict(report)
+    better["metrics"] = dict(m, **{"quality.phash_distance_mean": m["quality.phash_distance_mean"] - 5,
+                                   "quality.ssim_mean": m["quality.ssim_mean"] + 0.2})
+    baseline = tmp_path / "better.json"
+    baseline.write_text(json.dumps(better))
+    capsys.readouterr()
+    third = tmp_path / "reports" / "third.json"
+    assert main(common + ["--no-perf", "--baseline", str(baseline), "--out", str(third)]) == 1
+    err = capsys.readouterr().err
+    assert "Regression gate FAILED" in err
+    assert "quality.phash_distance_mean" in err and "quality.ssim_mean" in err
+    drifted = {d["metric"] for d in json.loads(third.read_text())["regression"]["drifted"]}
+    assert drifted == {"quality.phash_distance_mean", "quality.ssim_mean"}
+
+
+def test_bad_inputs_are_user_errors(setup, capsys):
+    tmp_path, fragment_dir, common = setup
+    assert main(common + ["--no-perf", "--out", str(tmp_path / "r.txt")]) == 2
+    assert "ending in .json" in capsys.readouterr().err
+    assert main(common + ["--no-perf", "--baseline", str(tmp_path / "nope.json"), "--out",
+                          str(tmp_path / "r.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
