@@ -26,6 +26,8 @@ def import_diffusers():
     import diffusers
 
     diffusers.utils.logging.disable_progress_bar()
+    # diffusers' own warnings (dtype casting notes, deprecations) are not actionable for a HeadRoom user.
+    diffusers.utils.logging.set_verbosity_error()
     return diffusers
 
 
@@ -33,4 +35,5 @@ def import_transformers():
     ensure_offline()
     import transformers
 
+    transformers.utils.logging.set_verbosity_error()
     return transformers

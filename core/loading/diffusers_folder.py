@@ -55,11 +55,8 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
     pipeline_cls = getattr(diffusers, class_name)
     dtype = dtype or torch.float32
     try:
-        pipe = pipeline_cls.from_pretrained(
-            str(folder), torch_dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False
-        ) if class_name == "StableDiffusionPipeline" else pipeline_cls.from_pretrained(
-            str(folder), torch_dtype=dtype, local_files_only=True
-        )
+        extra = {"safety_checker": None, "requires_safety_checker": False} if class_name == "StableDiffusionPipeline" else {}
+        pipe = pipeline_cls.from_pretrained(str(folder), dtype=dtype, local_files_only=True, **extra)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"Could not load the diffusers folder {folder}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
