@@ -1,0 +1,29 @@
+"""Fragments: a reduced UNet (safetensors) plus a validated manifest that says how it was made.
+
+Importing this package does no work; names resolve on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "FragmentManifest": "core.fragments.manifest",
+    "SCHEMA_VERSION": "core.fragments.manifest",
+    "save_fragment": "core.fragments.store",
+    "load_fragment": "core.fragments.store",
+    "apply_fragment": "core.fragments.store",
+    "read_manifest": "core.fragments.store",
+    "update_manifest": "core.fragments.store",
+    "LoadedFragment": "core.fragments.store",
+    "extract_fragment": "core.fragments.extract",
+    "FragmentRequest": "core.fragments.extract",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

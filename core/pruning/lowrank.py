@@ -1,0 +1,132 @@
+"""Low-rank (SVD) factorisation of linear layers, with a per-layer rank chosen by retained energy.
+
+W (out x in) ~= U_r S_r V_r^T, stored as `down` (r x in, = S_r^(1/2) V_r^T) and `up` (out x r, = U_r S_r^(1/2)).
+A layer is factorised only where it saves parameters: r < m*n/(m+n). Energy = sum of the kept squared singular
+values over the total (the fraction of the Frobenius norm squared that is kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from core.progress import as_sink
+
+
+@dataclass
+class LowRankRecord:
+    layer: str
+    rank: int
+    orig_rank: int
+    energy_retained: float
+    params_before: int
+    params_after: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _low_rank_class():
+    import torch.nn as nn
+
+    class LowRankLinear(nn.Module):
+        def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, device=None,
+                     dtype=None):
+            super().__init__()
+            self.in_features, self.out_features, self.rank = int(in_features), int(out_features), int(rank)
+            self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
+            self.up = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
+
+        def forward(self, x):
+            return self.up(self.down(x))
+
+        def extra_repr(self) -> str:
+            return f"in={self.in_features}, out={self.out_features}, rank={self.rank}"
+
+    return LowRankLinear
+
+
+_CLS = None
+
+
+def low_rank_linear_class():
+    global _CLS
+    if _CLS is None:
+        _CLS = _low_rank_class()
+    return _CLS
+
+
+def saves_params(rank: int, m: int, n: int) -> bool:
+    return rank * (m + n) < m * n
+
+
+def rank_for_energy(singular_values, energy: float, multiple: int = 8) -> tuple[int, float]:
+    import torch
+
+    s2 = singular_values.double() ** 2
+    cum = torch.cumsum(s2, 0) / s2.sum().clamp_min(1e-30)
+    r = int(torch.searchsorted(cum, torch.tensor(energy, dtype=cum.dtype)).item()) + 1
+    r = min(r, s2.numel())
+    if multiple > 1 and r % multiple:
+        r = min(s2.numel(), (r // multiple + 1) * multiple)
+    return r, float(cum[r - 1])
+
+
+def default_filter(name: str, lin) -> bool:
+    """Linear layers of the transformer blocks and projections (not the tiny time-embedding heads)."""
+    return ".transformer_blocks." in name or name.endswith("proj_in") or name.endswith("proj_out")
+
+
+def _set_module(root, name, new):
+    parent_name, _, leaf = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    if leaf.isdigit():
+        parent[int(leaf)] = new
+    else:
+        setattr(parent, leaf, new)
+
+
+def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_features: int = 32,
+                   progress=None, token=None) -> list[LowRankRecord]:
+    """Factorises every eligible nn.Linear whose energy-rank saves parameters. Returns one record per layer
+    actually factorised (in place)."""
+    import torch
+    import torch.nn as nn
+
+    if not 0.0 < energy < 1.0:
+        raise ValueError(f"retained energy must be in (0, 1), got {energy}")
+    sink = as_sink(progress, token)
+    filter = filter or default_filter
+    LowRank = low_rank_linear_class()
+    targets = [(n, m) for n, m in unet.named_modules()
+               if type(m) is nn.Linear and filter(n, m) and min(m.in_features, m.out_features) >= min_features]
+    records = []
+    for i, (name, lin) in enumerate(targets):
+        sink.report(i, len(targets), f"low-rank {name}")
+        w = lin.weight.detach()
+        m, n = w.shape
+        u, s, vh = torch.linalg.svd(w.float(), full_matrices=False)
+        r, kept = rank_for_energy(s, energy)
+        if not saves_params(r, m, n):
+            continue
+        root = s[:r].sqrt()
+        new = LowRank(n, m, r, bias=lin.bias is not None, device=w.device, dtype=w.dtype)
+        new.down.weight = nn.Parameter((root[:, None] * vh[:r]).to(w.dtype).contiguous(), requires_grad=False)
+        new.up.weight = nn.Parameter((u[:, :r] * root[None, :]).to(w.dtype).contiguous(), requires_grad=False)
+        if lin.bias is not None:
+            new.up.bias = nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
+        _set_module(unet, name, new)
+        records.append(LowRankRecord(name, r, min(m, n), kept, m * n + (m if lin.bias is not None else 0),
+                                     r * (m + n) + (m if lin.bias is not None else 0)))
+    sink.report(len(targets), len(targets), "low-rank done")
+    return records
+
+
+def restructure_low_rank(unet, layers: list[dict]) -> None:
+    """Replaces the recorded layers by empty LowRankLinear modules of the recorded rank (to load weights into)."""
+    LowRank = low_rank_linear_class()
+    for rec in layers:
+        lin = unet.get_submodule(rec["layer"])
+        new = LowRank(lin.in_features, lin.out_features, int(rec["rank"]), bias=lin.bias is not None,
+                      device=lin.weight.device, dtype=lin.weight.dtype)
+        _set_module(unet, rec["layer"], new)
