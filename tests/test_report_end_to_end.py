@@ -94,6 +94,9 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
     points = report2["performance"]["fragment"]["throughput"]["points"]
     assert [p["batch_size"] for p in points] == [1, 2]
     assert report2["economics"]["break_even"] is not None  # times came from the manifest
+    overhead = report2["performance"]["profiling_overhead"]
+    assert overhead["plain_s"] > 0 and overhead["profiled_s"] > 0
+    assert m2["performance.profiling_overhead"] == pytest.approx(overhead["profiled_s"] / overhead["plain_s"] - 1)
     assert manifest != json.loads((fragment_dir / "manifest.json").read_text())  # performance filled in
     assert json.loads((fragment_dir / "manifest.json").read_text())["performance"]["base_latency_ms"] > 0
 

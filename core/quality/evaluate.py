@@ -18,6 +18,7 @@ from core.quality.perf import (
     generate,
     measure_latency_pair,
     measure_peak,
+    measure_profiling_overhead,
     measure_throughput,
     resident_weight_bytes,
 )
@@ -39,6 +40,7 @@ class EvalConfig:
     latency_repeats: int = 3
     max_batch: int = 8  # throughput sweep: 1, 2, 4, ... up to this, or until out of memory
     measure_performance: bool = True
+    measure_profiling_overhead: bool = True  # with performance: profiled vs plain generation of the base
 
 
 @dataclass
@@ -113,7 +115,7 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
     if not prompts or not seeds:
         raise ValueError("At least one prompt and one seed are needed to compare a fragment with its base.")
     clip_status = clip_status or Availability(scorer is not None, "" if scorer else "no CLIP scorer given")
-    steps_total = 2 * len(prompts) + (5 if config.measure_performance else 0) + 1
+    steps_total = 2 * len(prompts) + (6 if config.measure_performance else 0) + 1
     done = 0
     base_images, fragment_images, image_prompts, image_seeds = [], [], [], []
     for prompt in prompts:
@@ -151,6 +153,13 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
                 "batch_speedup": batch_speedup(throughput["best_images_per_min"],
                                                throughput["sequential_images_per_min"]),
             }
+    if config.measure_performance and config.measure_profiling_overhead:
+        sink.report(done, steps_total, "profiling overhead")
+        try:
+            performance["profiling_overhead"] = measure_profiling_overhead(
+                base_pipe, prompts[0], seeds[0], config.settings)
+        except ImportError as exc:
+            performance["profiling_overhead"] = {"overhead": None, "reason": f"profiler not in this build: {exc}"}
     sink.report(steps_total, steps_total, "evaluation done")
     return PairEvaluation(samples, base_images, fragment_images, clip,
                           lpips_availability(lpips_weights).as_dict(), quality, performance)

@@ -250,3 +250,33 @@ def break_even(profile_s: Optional[float], extract_s: Optional[float], base_late
         return BreakEven(None, "the fragment is not faster than the base model", inputs)
     n = (profile_s + extract_s) / saving_s
     return BreakEven(n if math.isfinite(n) else None, f"{saving_s * 1000:.2f} ms saved per image", inputs)
+
+
+def measure_profiling_overhead(pipe, prompt: str, seed: int, settings: GenerationSettings, repeats: int = 2) -> dict:
+    """(profiled generation time - plain generation time) / plain generation time, on the same prompt, seed,
+    steps and guidance; plain and profiled runs alternate. Plain runs stop at latents like the profiler."""
+    import torch
+
+    from core.profiling import profile_model
+
+    if hasattr(pipe, "set_progress_bar_config"):
+        pipe.set_progress_bar_config(disable=True)
+    device = pipe_device(pipe)
+    plain, profiled = [], []
+
+    def plain_run():
+        _sync(device)
+        start = time.perf_counter()
+        pipe(prompt, num_inference_steps=settings.steps, guidance_scale=settings.guidance,
+             generator=torch.Generator("cpu").manual_seed(seed), output_type="latent")
+        _sync(device)
+        return time.perf_counter() - start
+
+    plain_run()  # warm-up
+    for _ in range(max(1, repeats)):
+        plain.append(plain_run())
+        profile = profile_model(pipe, [prompt], [seed], steps=settings.steps, guidance=settings.guidance)
+        profiled.extend(profile.meta["timings"]["per_generation_s"])
+    base, prof = statistics.median(plain), statistics.median(profiled)
+    return {"overhead": (prof - base) / base, "plain_s": base, "profiled_s": prof,
+            "plain_samples_s": plain, "profiled_samples_s": profiled}

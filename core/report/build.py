@@ -172,9 +172,15 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
             if key.startswith(("performance.", "memory.")):
                 notes[key] = "performance was not measured (--no-perf)"
 
+    measured_overhead = (perf.get("profiling_overhead") or {}).get("overhead")
+    if profiling_overhead is None and measured_overhead is not None:
+        profiling_overhead = measured_overhead
+        notes["performance.profiling_overhead"] = (
+            "measured: profiled vs plain generation of the base model, same prompt/seed/steps")
     metrics["performance.profiling_overhead"] = profiling_overhead
     if profiling_overhead is None:
-        notes["performance.profiling_overhead"] = "not recorded in the fragment's manifest or profile"
+        notes["performance.profiling_overhead"] = (perf.get("profiling_overhead") or {}).get(
+            "reason", "not measured (performance skipped) and not recorded in the fragment's manifest")
 
     reuse = reuse_numbers(reuse_eval)
     metrics["reuse.paraphrase_pass_rate"] = reuse["paraphrase_pass_rate"]

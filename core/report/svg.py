@@ -82,7 +82,7 @@ def bar_chart(groups: dict, title: str, unit: str, width: int = 420, height: int
             parts.append(f'<rect x="{x:.1f}" y="{top + ph - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
                          f'fill="{COLOURS[ni % len(COLOURS)]}"><title>{escape(name)}: {value:.4g}</title></rect>')
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{top + ph - h - 3:.1f}" text-anchor="middle">'
-                         f'{value:.4g}</text>')
+                         f'{value:.3g}</text>')
         parts.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{top + ph + 14}" text-anchor="middle">'
                      f'{escape(label)}</text>')
     parts.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#444"/>')
