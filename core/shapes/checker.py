@@ -121,3 +121,18 @@ def check_image(image, scene) -> Verdict:
         positions_ok = positions_ok and match.position == wanted.position
     colour_shape_ok = all(per_object) and not remaining
     return Verdict(colour_shape_ok, colour_shape_ok and positions_ok, tuple(per_object), tuple(detected))
+
+
+def colour_mask(image, colour: str):
+    """Boolean mask of the foreground pixels of `image` whose nearest palette colour is `colour`."""
+    import numpy as np
+    from skimage.color import rgb2lab
+    from skimage.morphology import disk, opening
+
+    names, palette, _ = _palette_lab()
+    lab = rgb2lab(np.asarray(image).astype(np.float64) / 255.0)
+    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    foreground = np.linalg.norm(lab - np.median(border, axis=0), axis=-1) > BACKGROUND_DELTA_E
+    foreground = opening(foreground, disk(1)).astype(bool)
+    nearest = np.argmin(np.linalg.norm(lab[..., None, :] - palette, axis=-1), axis=-1)
+    return foreground & (nearest == names.index(colour))
