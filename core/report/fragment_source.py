@@ -44,10 +44,14 @@ def _manifest_dict(manifest) -> dict:
 
 
 def _heads_removed(manifest: dict) -> Optional[int]:
-    removed = (manifest.get("pruning") or {}).get("attention_heads_removed")
-    if isinstance(removed, dict):
+    pruning = manifest.get("pruning") or {}
+    total, kept = pruning.get("heads_total"), pruning.get("heads_kept")
+    if isinstance(total, int) and isinstance(kept, int):
+        return total - kept  # includes the heads of attentions dropped as a whole
+    removed = pruning.get("attention_heads_removed")
+    if isinstance(removed, dict) and not pruning.get("attentions_dropped"):
         return sum(len(v) for v in removed.values())
-    return None
+    return None  # the report then counts heads in the two UNets
 
 
 def open_fragment(loaded, fragment_dir) -> OpenedFragment:
@@ -59,7 +63,7 @@ def open_fragment(loaded, fragment_dir) -> OpenedFragment:
     except ImportError:
         raise FragmentError("This build cannot open fragments: the fragment module (core.fragments) is missing.") \
             from None
-    opened = fragments.load_fragment(fragment_dir, loaded)
+    opened = fragments.load_fragment(fragment_dir, loaded, device=loaded.unet.device)
     unet = getattr(opened, "unet", None)
     pipe = getattr(opened, "pipe", None)
     if pipe is None or pipe is loaded.pipe:
@@ -70,7 +74,8 @@ def open_fragment(loaded, fragment_dir) -> OpenedFragment:
     manifest = _manifest_dict(manifest_obj)
     profiling = (manifest.get("generation_context") or {}).get("profiling") or {}
     prompts = profiling.get("prompts") or manifest.get("prompts") or []
-    steps = profiling.get("steps_profiled") if isinstance(profiling.get("steps_profiled"), int) else None
+    steps = next((profiling.get(k) for k in ("total_steps_full", "steps_profiled")
+                  if isinstance(profiling.get(k), int) and profiling.get(k) > 0), None)
 
     def write_quality(report: dict, report_path) -> Path:
         return update_manifest(fragment_dir, report, report_path)
@@ -87,6 +92,10 @@ def update_manifest(fragment_dir, report: dict, report_path=None) -> Path:
 
     quality = quality_eval_from_report(report, report_path)
     performance = performance_from_report(report)
+    if performance.get("break_even_variants") == "never":
+        # The manifest holds a number or null; "never" stays in the report, and the manifest's latencies
+        # (fragment not faster) say the same.
+        performance["break_even_variants"] = None
     if hasattr(fragments, "update_manifest"):
         return fragments.update_manifest(fragment_dir, quality_eval=quality, performance=performance)
     raise FragmentError("The fragment API cannot update manifests in this build.")
