@@ -454,6 +454,14 @@ class FragmentCache:
                 (entry_id, encoder_id, array.shape[1], array.shape[0], array.tobytes()),
             )
 
+    def entries_missing_embeddings(self, base_model_hash: str, encoder_id: str) -> list[CacheEntry]:
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT e.* FROM entries e LEFT JOIN embeddings m ON m.entry_id = e.id AND m.encoder_id = ?"
+                " WHERE e.base_model_hash = ? AND m.entry_id IS NULL", (encoder_id, base_model_hash),
+            ).fetchall()
+            return [self._entry_from_row(conn, row) for row in rows]
+
     def embeddings(self, base_model_hash: str, encoder_id: str):
         """(entry ids, owner index per row, (rows, dim) float32 matrix) for every entry of this base model."""
         import numpy as np

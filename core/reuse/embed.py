@@ -1,0 +1,78 @@
+"""Prompt embeddings from the model's own text encoder(s): mean over the prompt's tokens, or the pooled output.
+
+Mean pooling covers the tokens from the first word to the end-of-text token (not the start token, which is
+the same for every prompt, nor the padding). SDXL's two encoders are each normalised, then concatenated.
+Vectors are L2-normalised, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+POOLINGS = ("mean", "pooled")
+
+
+class PromptEmbedder:
+    def __init__(self, pipe, model_hash: str, pooling: str = "mean", batch_size: int = 32):
+        if pooling not in POOLINGS:
+            from core.errors import HeadRoomError
+
+            raise HeadRoomError(f"Unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        self.pipe = pipe
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.pairs = [(pipe.tokenizer, pipe.text_encoder)]
+        if getattr(pipe, "text_encoder_2", None) is not None and getattr(pipe, "tokenizer_2", None) is not None:
+            self.pairs.append((pipe.tokenizer_2, pipe.text_encoder_2))
+        # The base model's hash identifies its text encoder; the pooling changes the vectors.
+        self.encoder_id = hashlib.sha256(f"{model_hash}|{pooling}|v1".encode()).hexdigest()[:24]
+        self._memo: dict[str, object] = {}
+
+    def __call__(self, prompts: Sequence[str]):
+        """(len(prompts), dim) float32 numpy array of unit vectors."""
+        import numpy as np
+
+        prompts = [str(p) for p in prompts]
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._memo]
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            for prompt, vector in zip(chunk, self._encode(chunk)):
+                self._memo[prompt] = vector
+        if not prompts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memo[p] for p in prompts]).astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        return sum(int(enc.config.hidden_size) for _, enc in self.pairs)
+
+    def _encode(self, prompts: list[str]):
+        import numpy as np
+        import torch
+
+        parts = []
+        for tokenizer, encoder in self.pairs:
+            tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length,
+                               truncation=True, return_tensors="pt")
+            ids = tokens.input_ids.to(encoder.device)
+            with torch.inference_mode():
+                out = encoder(ids, output_hidden_states=False)
+            if self.pooling == "pooled":
+                pooled = getattr(out, "pooler_output", None)
+                if pooled is None:
+                    pooled = getattr(out, "text_embeds", None)
+                vectors = pooled.float()
+            else:
+                hidden = out.last_hidden_state.float()
+                eos_id = tokenizer.eos_token_id
+                is_eos = ids == eos_id
+                # first end-of-text token: padding with the same id comes after it
+                eos = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(ids[:, 0], ids.shape[1] - 1))
+                positions = torch.arange(ids.shape[1], device=ids.device)[None, :]
+                mask = ((positions >= 1) & (positions <= eos[:, None])).float()
+                vectors = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+            parts.append(vectors.cpu().numpy())
+        joined = np.concatenate(parts, axis=1)
+        return joined / np.linalg.norm(joined, axis=1, keepdims=True)
