@@ -106,6 +106,7 @@ class StudioWindow(QMainWindow):
         self.preview_panel.save_requested.connect(self.save_fragment)
         self.heatmap.head_clicked.connect(self._on_head_clicked)
         self.job_progress.cancel_requested.connect(self.workers.cancel_all)
+        self.workers.worker_finished.connect(self._on_worker_finished)
         self.library.open_requested.connect(self.open_fragment)
 
     def _restore_settings(self) -> None:
@@ -124,23 +125,24 @@ class StudioWindow(QMainWindow):
 
     # -- running jobs -------------------------------------------------------------------------------------
     def run_job(self, title: str, fn, *args, on_result, **kwargs) -> "CoreWorker | None":
+        """Starts one job. Worker signals go to bound methods of this window, so Qt queues them to the GUI
+        thread (a lambda would run in the worker's thread); one job at a time, so the title is state."""
         if self.workers.is_busy():
             self.show_error("Busy", "Another job is running; wait for it or cancel it first.")
             return None
+        self._job_title, self._job_on_result, self._job_outcome = title, on_result, "failed"
         worker = CoreWorker(fn, *args, name=title, **kwargs)
-        worker.started.connect(lambda: self._on_job_started(title))
+        worker.started.connect(self._on_job_started)
         worker.progress_changed.connect(self._on_job_progress)
-        worker.result_ready.connect(on_result)
-        worker.result_ready.connect(lambda _: self._on_job_ended(title, "done"))
-        worker.failed.connect(lambda message: self._on_job_failed(title, message))
-        worker.cancelled.connect(lambda: self._on_job_ended(title, "cancelled"))
-        worker.finished.connect(self._update_enabled)
+        worker.result_ready.connect(self._on_job_result)
+        worker.failed.connect(self._on_job_failed)
+        worker.cancelled.connect(self._on_job_cancelled)
         self.workers.start(worker)
         self._update_enabled(busy=True)
         return worker
 
-    def _on_job_started(self, title: str) -> None:
-        self.job_progress.set_running(title)
+    def _on_job_started(self) -> None:
+        self.job_progress.set_running(self._job_title)
         self.memory_plot.start()
 
     def _on_job_progress(self, event) -> None:
@@ -149,15 +151,29 @@ class StudioWindow(QMainWindow):
         if payload.get("image") is not None:
             self.live_preview.set_image(payload["image"])
 
-    def _on_job_failed(self, title: str, message: str) -> None:
-        self.show_error(f"{title} failed", message)
-        self._on_job_ended(title, "failed")
+    def _on_job_result(self, result) -> None:
+        self._job_outcome = "done"
+        try:
+            self._job_on_result(result)
+        except Exception as exc:  # showing a result must never leave the window half-updated silently
+            log.exception("showing the result of %s failed", self._job_title)
+            self._job_outcome = "failed"
+            self.show_error(f"{self._job_title} failed", f"Could not show the result: {exc}")
 
-    def _on_job_ended(self, title: str, outcome: str) -> None:
+    def _on_job_failed(self, message: str) -> None:
+        self._job_outcome = "failed"
+        self.show_error(f"{self._job_title} failed", message)
+
+    def _on_job_cancelled(self) -> None:
+        self._job_outcome = "cancelled"
+
+    def _on_worker_finished(self) -> None:
+        """The job's thread is over (its result, error or cancellation already handled): tell the views."""
         self.memory_plot.poll()
         self.memory_plot.stop()
-        self.job_progress.set_idle(f"{title}: {outcome}")
-        self.job_finished.emit(title, outcome)
+        self.job_progress.set_idle(f"{self._job_title}: {self._job_outcome}")
+        self._update_enabled()
+        self.job_finished.emit(self._job_title, self._job_outcome)
 
     def show_error(self, title: str, message: str) -> None:
         log.warning("%s: %s", title, message)
@@ -167,7 +183,7 @@ class StudioWindow(QMainWindow):
         box.open()  # not exec(): the event loop (and running jobs' progress) keeps going
         self.error_shown.emit(message)
 
-    def _update_enabled(self, *_, busy: "bool | None" = None) -> None:
+    def _update_enabled(self, busy: "bool | None" = None) -> None:
         busy = self.workers.is_busy() if busy is None else busy
         self.model_panel.set_busy(busy)
         self.prompt_panel.profile_button.setEnabled(not busy and self.session is not None)
@@ -217,7 +233,7 @@ class StudioWindow(QMainWindow):
         if method not in self.scores:
             if method == "ablation":
                 self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
-                             on_result=lambda s: self._on_scores_ready(method, s))
+                             on_result=self._on_ablation_scores_ready)
                 return
             try:
                 self.scores[method] = jobs.scores_for(self.profile, method)
@@ -227,9 +243,9 @@ class StudioWindow(QMainWindow):
             self._show_scores(method)
         self._apply_threshold(config)
 
-    def _on_scores_ready(self, method: str, scores) -> None:
-        self.scores[method] = scores
-        self._show_scores(method)
+    def _on_ablation_scores_ready(self, scores) -> None:
+        self.scores["ablation"] = scores
+        self._show_scores("ablation")
         self._apply_threshold(self.threshold_panel.config())
 
     def _show_scores(self, method: str) -> None:

@@ -34,12 +34,19 @@ class CoreWorker(QThread):
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self.token = CancelToken()
         self._last_emit = 0.0
+        self.done = False  # set when run() has nothing left to do; the thread ends right after
         self.setObjectName(f"CoreWorker[{self.name}]")
 
     def cancel(self) -> None:
         self.token.cancel()
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.done = True
+
+    def _run(self) -> None:
         sink = ProgressSink(callback=self._on_progress, token=self.token)
         kwargs = dict(self._kwargs, progress=sink)
         if _accepts(self._fn, "token"):

@@ -19,6 +19,17 @@ class ModelSession:
     summary: dict
 
 
+def leave_a_core_for_the_window() -> None:
+    """torch's CPU threads take every core by default; on a 2-4 core machine that starves the GUI thread
+    and the window stutters. One core fewer costs little and keeps the event loop answering."""
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 2
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+
+
 def resolve_device(choice: str) -> str:
     if choice != "auto":
         return choice
@@ -27,14 +38,33 @@ def resolve_device(choice: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+WARM_MODULES = ("core.profiling.run", "core.profiling.recorder", "core.pruning.scores", "core.pruning.selection",
+                "core.pruning.masks", "core.generation", "core.quality.evaluate", "core.quality.images")
+
+
+def warm_imports(sink) -> None:
+    """Imports the modules later jobs need while the user waits for the model anyway: importing compiled
+    extensions holds the GIL, which would otherwise stall the window in the middle of a later job."""
+    import importlib
+
+    for name in WARM_MODULES:
+        sink.check()
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a part not in this build: the job that needs it reports that
+            pass
+
+
 def load_job(spec: str, device: str = "auto", dtype: str = "fp32", progress=None, token=None) -> ModelSession:
     from core.loading import load_model
     from core.pruning.structure import UnetStructure
 
     sink = as_sink(progress, token)
     sink.report(0, 2, f"loading {spec}")
+    leave_a_core_for_the_window()
     loaded = load_model(spec, device=resolve_device(device), dtype=dtype, progress=sink)
     sink.report(1, 2, "reading the UNet structure")
+    warm_imports(sink)
     structure = UnetStructure.from_unet(loaded.unet)
     summary = {"name": loaded.name, "family": loaded.family, "source": loaded.source,
                "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),

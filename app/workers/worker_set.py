@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from app.workers.core_worker import CoreWorker
 
@@ -12,18 +12,20 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSet(QObject):
+    worker_finished = Signal()  # after a finished worker was awaited and forgotten: is_busy() is up to date
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._workers: list[CoreWorker] = []
 
     def start(self, worker: CoreWorker) -> CoreWorker:
         self._workers.append(worker)
-        worker.finished.connect(lambda w=worker: self._forget(w))
+        worker.finished.connect(self._on_worker_finished)  # a bound method: runs in the GUI thread
         worker.start()
         return worker
 
     def running(self) -> list[CoreWorker]:
-        return [w for w in self._workers if w.isRunning()]
+        return [w for w in self._workers if not w.done]
 
     def is_busy(self) -> bool:
         return bool(self.running())
@@ -40,10 +42,12 @@ class WorkerSet(QObject):
             if not worker.wait(msecs):
                 log.error("%s did not stop within %d ms", worker.name, msecs)
                 stopped = False
-        self._workers = [w for w in self._workers if w.isRunning()]
+        self._on_worker_finished()
         return stopped
 
-    def _forget(self, worker: CoreWorker) -> None:
-        if worker in self._workers:
+    def _on_worker_finished(self) -> None:
+        for worker in [w for w in self._workers if w.done]:
+            worker.wait()  # returns at once: run() is over, the thread is only unwinding
             self._workers.remove(worker)
-        worker.deleteLater()
+            worker.deleteLater()
+        self.worker_finished.emit()

@@ -1,0 +1,132 @@
+"""The real flow on the built-in model, driven through the widgets: load -> short profile -> slider -> preview
+(-> save), cancel mid-profile, and a responsive event loop while a job runs."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from app.main_window import StudioWindow
+from app.settings import StudioSettings
+
+JOB_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = StudioWindow(settings=StudioSettings(tmp_path / "settings.ini"), fragments_dir=tmp_path / "fragments")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()  # cancels and waits for any job, like a user closing the window
+
+
+def run_to_end(qtbot, window, start, title):
+    outcomes = []
+    window.job_finished.connect(lambda t, o: outcomes.append((t, o)))
+    with qtbot.waitSignal(window.job_finished, timeout=JOB_TIMEOUT_MS,
+                          check_params_cb=lambda t, o: t == title):
+        start()
+    qtbot.waitUntil(lambda: not window.workers.is_busy(), timeout=10_000)
+    return outcomes[-1]
+
+
+def assert_event_loop_answered(ticks, limit_s=0.100):
+    """A 10 ms timer kept firing: 95 % of its gaps under 100 ms, none near a freeze. The machine is shared
+    (2 cores, other jobs): a lone scheduler hiccup is not the app's doing, a GIL-holding worker or a busy GUI
+    thread delays every tick."""
+    gaps = sorted(b - a - 0.010 for a, b in zip(ticks, ticks[1:]))  # latency beyond the 10 ms interval
+    assert len(gaps) > 10, f"only {len(ticks)} ticks"
+    p95 = gaps[int(0.95 * (len(gaps) - 1))]
+    assert p95 < limit_s and gaps[-1] < 5 * limit_s, f"gaps p95 {p95 * 1000:.0f} ms, max {gaps[-1] * 1000:.0f} ms"
+
+
+def load_builtin(qtbot, window):
+    window.model_panel.set_spec("builtin:shapes")
+    window.model_panel.device_combo.setCurrentText("cpu")
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.model_panel.load_button,
+                                                                 Qt.MouseButton.LeftButton), "Load model")
+    assert outcome == ("Load model", "done"), window.errors
+
+
+def set_short_profile(window, prompts="a red circle above a blue square", steps=2):
+    panel = window.prompt_panel
+    panel.prompts_edit.setPlainText(prompts)
+    panel.seed_mode.setCurrentText("list")
+    panel.seeds_edit.setText("0")
+    panel.steps_spin.setValue(steps)
+
+
+def test_load_profile_threshold_preview(qtbot, window):
+    assert not window.prompt_panel.profile_button.isEnabled()  # nothing to profile before a model is loaded
+    load_builtin(qtbot, window)
+    assert "builtin:shapes" in window.model_panel.summary.text()
+    assert window.prompt_panel.profile_button.isEnabled()
+
+    set_short_profile(window)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def click_profile_and_measure():
+        qtbot.mouseClick(window.prompt_panel.profile_button, Qt.MouseButton.LeftButton)
+        timer.start()  # the worker runs from here on
+
+    outcome = run_to_end(qtbot, window, click_profile_and_measure, "Profile")
+    timer.stop()
+    assert outcome == ("Profile", "done"), window.errors
+    assert_event_loop_answered(ticks)
+
+    structure = window.session.structure
+    heatmap = window.heatmap
+    assert heatmap.data.names == structure.names
+    assert heatmap.data.matrix().shape == (len(structure.names), int(structure.heads.max()))
+    assert window.live_preview.has_image()
+
+    window.threshold_panel.set_value(10.0)
+    few = window.selection.heads_total - window.selection.heads_kept
+    window.threshold_panel.slider.setValue(600)  # 60 %: what a drag ends on
+    assert window.threshold_panel.spin.value() == pytest.approx(60.0)
+    many = window.selection.heads_total - window.selection.heads_kept
+    assert many > few
+    assert heatmap.pruned_count() == many  # one cross per pruned head
+    assert window.threshold_panel.readouts["heads"].text() == f"{window.selection.heads_kept} / " \
+                                                                f"{window.selection.heads_total}"
+    name, heads = next(iter(window.selection.removed_heads().items()))
+    assert heatmap.describe(name, heads[0]).endswith("pruned")
+
+    assert window.preview_panel.preview_button.isEnabled()
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.preview_panel.preview_button,
+                                                                 Qt.MouseButton.LeftButton), "Preview")
+    assert outcome == ("Preview", "done"), window.errors
+    result = window.last_preview
+    assert result["base_image"].size == result["fragment_image"].size == (64, 64)
+    assert 0.0 <= result["ssim"] < 1.0  # 60 % of the heads gone: the images differ
+    assert window.preview_panel.metric_labels["ssim"].text() == f"{result['ssim']:.3f}"
+    assert window.preview_panel.fragment_image.has_image()
+
+
+def test_cancel_mid_profile_leaves_the_app_usable(qtbot, window):
+    load_builtin(qtbot, window)
+    set_short_profile(window, steps=50)
+    outcomes = []
+    window.job_finished.connect(lambda t, o: outcomes.append((t, o)))
+    qtbot.mouseClick(window.prompt_panel.profile_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.job_progress.cancel_button.isEnabled() and window.job_progress.bar.value() >= 1,
+                    timeout=JOB_TIMEOUT_MS)  # the profile is under way: at least one step done
+    assert outcomes == [] and window.workers.is_busy()
+    with qtbot.waitSignal(window.job_finished, timeout=60_000):
+        qtbot.mouseClick(window.job_progress.cancel_button, Qt.MouseButton.LeftButton)
+    assert outcomes == [("Profile", "cancelled")]
+    assert window.errors == []
+    assert window.profile is None
+    qtbot.waitUntil(lambda: window.prompt_panel.profile_button.isEnabled(), timeout=10_000)
+    assert window.job_progress.label.text() == "Profile: cancelled"
+
+    set_short_profile(window, steps=1)
+    outcome = run_to_end(qtbot, window, window.start_profile, "Profile")
+    assert outcome == ("Profile", "done"), window.errors
+    assert window.selection is not None
