@@ -51,7 +51,6 @@ class StudioWindow(QMainWindow):
         self.scores: dict = {}  # method -> HeadScores
         self.selection = None
         self.estimate = None
-        self.clip = None  # (ClipScorer | None, Availability)
         self.reference_images: dict = {}  # prompt index -> image generated at the first seed
         self.last_preview: "dict | None" = None
         self.errors: list[str] = []
@@ -199,7 +198,7 @@ class StudioWindow(QMainWindow):
     def _on_model_loaded(self, session) -> None:
         self.session = session
         self.memory_source.device = session.summary["device"]
-        self.profile, self.scores, self.selection, self.clip = None, {}, None, None
+        self.profile, self.scores, self.selection = None, {}, None
         self.model_panel.show_summary(session.summary)
         if session.loaded.source != "builtin":
             self.settings.add_recent_model(session.loaded.name)
@@ -260,16 +259,13 @@ class StudioWindow(QMainWindow):
 
     def _apply_threshold(self, config: dict) -> None:
         from core.errors import HeadRoomError
-        from core.pruning.selection import PruneConfig, estimate, select_heads
+        from core.pruning.selection import estimate, select_heads
 
         scores = self.scores.get(config["method"])
         if scores is None:
             return
-        value = config["value"] * 100.0 if config["mode"] == "percentile" else config["value"]
         try:
-            prune = PruneConfig(mode=config["mode"], value=value, min_heads_per_module=config["min_heads_per_module"],
-                                allow_drop_modules=config["min_heads_per_module"] == 0)
-            self.selection = select_heads(scores, prune, self.session.structure)
+            self.selection = select_heads(scores, jobs.prune_config_from(config), self.session.structure)
         except HeadRoomError as exc:
             self.threshold_panel.clear_estimate()
             self.threshold_panel.readouts["heads"].setText(str(exc))
@@ -295,7 +291,7 @@ class StudioWindow(QMainWindow):
     def start_preview(self, prompt: str, seed: int) -> None:
         meta = self.profile.meta
         self.run_job("Preview", jobs.preview_job, self.session, self.selection, prompt, seed, meta["steps"],
-                     meta["guidance"], meta["width"], clip=self.clip, on_result=self._on_preview_ready)
+                     meta["guidance"], meta["width"], clip=self.session.clip, on_result=self._on_preview_ready)
 
     def _on_preview_ready(self, result: dict) -> None:
         self.last_preview = result
@@ -303,13 +299,41 @@ class StudioWindow(QMainWindow):
 
     # -- save / open ------------------------------------------------------------------------------------
     def _fragments_available(self) -> bool:
-        return False
+        return self.profile is not None
+
+    def fragment_folder_name(self) -> str:
+        import re
+        import time
+
+        config = self.threshold_panel.config()
+        model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.session.loaded.name).strip("-")
+        return f"{model}-{config['method']}-{config['mode']}{self.threshold_panel.value():g}-" \
+               f"{time.strftime('%Y%m%d-%H%M%S')}"
 
     def save_fragment(self) -> None:
-        self.show_error("Save fragment", "Saving fragments needs core.fragments, which is not in this build yet.")
+        out_dir = self.library.folder / self.fragment_folder_name()
+        self.run_job("Save fragment", jobs.save_job, self.session, self.profile, self.threshold_panel.config(),
+                     out_dir, clip=self.session.clip, on_result=self._on_fragment_saved)
+
+    def _on_fragment_saved(self, saved) -> None:
+        self.last_saved = saved
+        self.library.refresh()
+        quality = saved.manifest.quality_eval
+        message = f"Fragment saved to {saved.path} (SSIM {quality.ssim_mean:.3f} over {quality.samples} " \
+                  f"image(s); report {saved.report_path.name})."
+        self.preview_panel.note.setText(message)
+        self.statusBar().showMessage(message, 15000)
 
     def open_fragment(self, folder: str) -> None:
-        self.show_error("Open fragment", "Opening fragments needs core.fragments, which is not in this build yet.")
+        if self.session is None:
+            self.show_error("Open fragment", "Load the fragment's base model first.")
+            return
+        prompt = self.preview_panel.prompt_combo.currentText().strip() or self.prompt_panel.prompts()[0]
+        steps, guidance, size = (self.prompt_panel.steps_spin.value(), self.prompt_panel.guidance_spin.value(),
+                                 self.prompt_panel.size_spin.value())
+        self.run_job("Compare fragment", jobs.compare_job, self.session, folder, prompt,
+                     self.preview_panel.seed_spin.value(), steps, guidance, size, clip=self.session.clip,
+                     on_result=self._on_preview_ready)
 
     # -- closing ------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -108,6 +108,35 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert window.preview_panel.metric_labels["ssim"].text() == f"{result['ssim']:.3f}"
     assert window.preview_panel.fragment_image.has_image()
 
+    assert window.preview_panel.save_button.isEnabled()
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.preview_panel.save_button,
+                                                                 Qt.MouseButton.LeftButton), "Save fragment")
+    assert outcome == ("Save fragment", "done"), window.errors
+    check_saved_fragment(window)
+
+
+def check_saved_fragment(window):
+    """The folder the app wrote loads in core, and its manifest says what the window showed."""
+    from core.fragments import load_fragment
+
+    folders = [p for p in window.library.folder.iterdir() if p.is_dir()]
+    assert len(folders) == 1 and window.library.count() == 1
+    assert str(folders[0]) in window.preview_panel.note.text()  # the app says where it saved
+    assert (folders[0] / "report.json").is_file()
+    unet, manifest = load_fragment(folders[0], window.session.loaded)
+    selection = window.selection
+    assert manifest.pruning.heads_kept == selection.heads_kept
+    assert manifest.pruning.heads_total == selection.heads_total
+    assert manifest.pruning.attention_heads_removed == selection.removed_heads()
+    assert manifest.base_model.hash == window.session.loaded.model_hash
+    modules = dict(unet.named_modules())
+    for name, kept in selection.kept.items():
+        assert modules[name].heads == int(kept.sum()), name
+    assert manifest.quality_eval.ssim_mean is not None and 0.0 <= manifest.quality_eval.ssim_mean <= 1.0
+    assert manifest.quality_eval.samples == 1
+    assert manifest.performance.base_latency_ms > 0 and manifest.performance.fragment_latency_ms > 0
+    assert manifest.size.fragment_params < manifest.size.base_params
+
 
 def test_cancel_mid_profile_leaves_the_app_usable(qtbot, window):
     load_builtin(qtbot, window)

@@ -24,9 +24,14 @@ def read_summary(folder: Path) -> "dict | None":
     quality = manifest.get("quality_eval", {}) or {}
     ratio = pruning.get("head_retention_ratio")
     ssim = quality.get("ssim_mean")
+    created = manifest.get("created_at")
+    if isinstance(created, (int, float)):
+        import time
+
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
     return {"name": folder.name, "base": base.get("name", "?"),
             "kept": "?" if ratio is None else f"{ratio:.0%}", "ssim": "–" if ssim is None else f"{ssim:.3f}",
-            "saved": manifest.get("created_at", "")}
+            "saved": str(created or "")}
 
 
 class FragmentLibrary(QGroupBox):

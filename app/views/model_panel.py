@@ -77,6 +77,8 @@ class ModelPanel(QGroupBox):
         lines = [f"<b>{summary['name']}</b> ({summary['family']}, {summary['source']})",
                  f"{summary['parameters'] / 1e6:.1f} M UNet parameters on {summary['device']} ({summary['dtype']})",
                  f"{summary['attention_modules']} attention modules, {summary['heads']} heads"]
+        if summary.get("clip"):
+            lines.append(f"CLIP scoring: {summary['clip']}")
         if summary.get("note"):
             lines.append(f"<i>{summary['note']}</i>")
         self.summary.setText("<br>".join(lines))

@@ -35,6 +35,15 @@ class ThresholdPanel(QGroupBox):
                         (("heads", "attention heads"), ("ffn", "FFN neurons"), ("low_rank", "low-rank"),
                          ("precision", "lower precision"))}
         self.toggles["heads"].setChecked(True)
+        self.toggles["heads"].setEnabled(False)  # head pruning is what the slider sets; the others add to it
+        self.ffn_spin = _percent_spin(25.0, "Share of each FFN's hidden neurons removed (lowest activation).")
+        self.low_rank_spin = _percent_spin(95.0, "Energy each low-rank factorised layer keeps.")
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(["fp16", "bf16", "int8"])
+        self.toggle_params = {"ffn": self.ffn_spin, "low_rank": self.low_rank_spin, "precision": self.precision_combo}
+        for key, widget in self.toggle_params.items():
+            widget.setEnabled(False)
+            self.toggles[key].toggled.connect(widget.setEnabled)
         self.readouts = {key: QLabel("–") for key in ("heads", "params", "mb", "memory")}
         self._build_layout()
         self.set_value(30.0)
@@ -45,6 +54,9 @@ class ThresholdPanel(QGroupBox):
         self.min_heads_spin.valueChanged.connect(self._emit)
         for box in self.toggles.values():
             box.toggled.connect(self._emit)
+        self.ffn_spin.valueChanged.connect(self._emit)
+        self.low_rank_spin.valueChanged.connect(self._emit)
+        self.precision_combo.currentIndexChanged.connect(self._emit)
 
     def _build_layout(self) -> None:
         form = QFormLayout()
@@ -55,9 +67,13 @@ class ThresholdPanel(QGroupBox):
         value_row.addWidget(self.spin)
         form.addRow(value_row)
         form.addRow("Min heads / module", self.min_heads_spin)
+        self.min_heads_spin.setToolTip("Each attention module keeps at least this many heads (0 lets a module "
+                                       "be dropped as a whole).")
         toggles = QGridLayout()
-        for i, box in enumerate(self.toggles.values()):
-            toggles.addWidget(box, i // 2, i % 2)
+        toggles.addWidget(self.toggles["heads"], 0, 0)
+        for row, key in enumerate(("ffn", "low_rank", "precision"), start=1):
+            toggles.addWidget(self.toggles[key], row, 0)
+            toggles.addWidget(self.toggle_params[key], row, 1)
         readouts = QFormLayout()
         for key, text in (("heads", "Heads kept"), ("params", "Parameters removed"), ("mb", "Weights removed"),
                           ("memory", "Memory saved (est.)")):
@@ -85,7 +101,9 @@ class ThresholdPanel(QGroupBox):
     def config(self) -> dict:
         return {"method": SCORES[self.score_combo.currentText()], "mode": MODES[self.mode_combo.currentText()],
                 "value": self.value() / 100.0, "min_heads_per_module": self.min_heads_spin.value(),
-                **{key: box.isChecked() for key, box in self.toggles.items()}}
+                **{key: box.isChecked() for key, box in self.toggles.items()},
+                "ffn_ratio": self.ffn_spin.value() / 100.0, "low_rank_energy": self.low_rank_spin.value() / 100.0,
+                "precision_dtype": self.precision_combo.currentText()}
 
     def show_estimate(self, readout: dict) -> None:
         self.readouts["heads"].setText(f"{readout['heads_kept']} / {readout['heads_total']}")
@@ -110,3 +128,13 @@ class ThresholdPanel(QGroupBox):
 
     def _emit(self, *_) -> None:
         self.config_changed.emit(self.config())
+
+
+def _percent_spin(value: float, tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(0.0, 99.0)
+    spin.setDecimals(0)
+    spin.setSuffix(" %")
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin

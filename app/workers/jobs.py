@@ -17,6 +17,7 @@ class ModelSession:
     loaded: Any  # core.loading.LoadedModel
     structure: Any  # core.pruning.UnetStructure
     summary: dict
+    clip: Any = None  # (ClipScorer | None, Availability): text-image agreement for previews and reports
 
 
 def leave_a_core_for_the_window() -> None:
@@ -72,8 +73,12 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", progress=None
                "heads": structure.total_heads, "model_hash": loaded.model_hash}
     if loaded.details.get("trained") is False:
         summary["note"] = "untrained stand-in weights: images are noise until the trained model ships"
+    from core.quality.metrics import clip_scorer_for
+
+    clip = clip_scorer_for(loaded, device=str(loaded.device))
+    summary["clip"] = clip[1].reason
     sink.report(2, 2, "loaded")
-    return ModelSession(loaded, structure, summary)
+    return ModelSession(loaded, structure, summary, clip)
 
 
 @dataclass
@@ -123,34 +128,114 @@ def _generate_one(pipe, prompt, seed, steps, guidance, size, sink, label):
     return image, params, time.perf_counter() - start
 
 
+def _compare_images(base_pipe, fragment_pipe, prompt, seed, steps, guidance, size, clip, sink,
+                    fragment_context=None) -> dict:
+    import contextlib
+
+    from core.quality.evaluate import quality_of_images
+    from core.quality.images import difference_image
+    from core.quality.metrics import Availability
+
+    base, _, base_s = _generate_one(base_pipe, prompt, seed, steps, guidance, size, sink, "base")
+    with fragment_context or contextlib.nullcontext():
+        fragment, _, fragment_s = _generate_one(fragment_pipe, prompt, seed, steps, guidance, size, sink,
+                                                "fragment")
+    scorer, status = clip if clip is not None else (None, Availability(False, "CLIP scorer not loaded"))
+    [sample], clip_summary, _ = quality_of_images([prompt], [base], [fragment], scorer, status, [seed])
+    return {"prompt": prompt, "seed": seed, "base_image": base, "fragment_image": fragment,
+            "difference_image": difference_image(base, fragment), "ssim": sample["ssim"],
+            "phash_distance": sample["phash_distance"], "clip_delta": clip_summary.get("delta_mean"),
+            "clip_reason": clip_summary.get("reason", ""), "base_latency_s": base_s, "fragment_latency_s": fragment_s}
+
+
 def preview_job(session: ModelSession, selection, prompt: str, seed: int, steps: int, guidance: float, size: int,
                 clip=None, progress=None, token=None) -> dict:
     """Base and logically masked fragment for one prompt and seed, with SSIM, pHash, CLIP delta, latencies.
 
     `clip` is what `clip_job` returned: (ClipScorer or None, Availability)."""
     from core.pruning.masks import apply_head_masks
-    from core.quality.evaluate import quality_of_images
-    from core.quality.images import difference_image
-    from core.quality.metrics import Availability
 
     sink = as_sink(progress, token)
     pipe = session.loaded.pipe
-    base, _, base_s = _generate_one(pipe, prompt, seed, steps, guidance, size, sink, "base")
-    with apply_head_masks(pipe.unet, selection):
-        fragment, _, fragment_s = _generate_one(pipe, prompt, seed, steps, guidance, size, sink, "fragment")
+    result = _compare_images(pipe, pipe, prompt, seed, steps, guidance, size, clip, sink,
+                             fragment_context=apply_head_masks(pipe.unet, selection))
+    result["note"] = ("Quick preview: the pruned heads are masked logically. Saved fragments are pruned "
+                      "physically and measured again.")
+    return result
+
+
+def prune_config_from(config: dict):
+    """The threshold panel's settings as core's PruneConfig (raises SelectionError with a message if invalid)."""
+    from core.pruning.selection import PruneConfig
+
+    value = config["value"] * 100.0 if config["mode"] == "percentile" else config["value"]
+    return PruneConfig(mode=config["mode"], value=value, min_heads_per_module=config["min_heads_per_module"],
+                       allow_drop_modules=config["min_heads_per_module"] == 0)
+
+
+def extract_config_from(config: dict):
+    from core.pruning.extract import ExtractConfig
+
+    return ExtractConfig(ffn_ratio=config["ffn_ratio"] if config.get("ffn") else 0.0,
+                         low_rank_energy=config["low_rank_energy"] if config.get("low_rank") else None,
+                         precision=config["precision_dtype"] if config.get("precision") else "fp32")
+
+
+@dataclass
+class SavedFragment:
+    path: Any  # pathlib.Path of the fragment folder
+    manifest: Any  # core.fragments.FragmentManifest, quality and performance filled
+    report_path: Any
+
+
+def save_job(session: ModelSession, profile, config: dict, out_dir, clip=None, progress=None,
+             token=None) -> SavedFragment:
+    """Extracts the physical fragment, measures it against the base (quality and performance), writes the
+    report beside it and the numbers into its manifest."""
+    from pathlib import Path
+
+    from core.fragments import FragmentRequest, extract_fragment, read_manifest
+    from core.quality.evaluate import EvalConfig
+    from core.quality.metrics import Availability
+    from core.quality.perf import GenerationSettings
+    from core.report.fragment_source import open_fragment
+    from core.report.run import ReportInputs, run_report, write_report_files
+
+    sink = as_sink(progress, token)
+    out_dir = Path(out_dir)
+    request = FragmentRequest(prune=prune_config_from(config), score=config["method"], normalize="module",
+                              reduce=extract_config_from(config))
+    manifest = extract_fragment(session.loaded, profile, out_dir, request,
+                                progress=lambda e: sink.report(e.done, e.total, f"extract: {e.message}"))
+    opened = open_fragment(session.loaded, out_dir)
+    meta = profile.meta
+    settings = GenerationSettings(steps=int(meta["steps"]), guidance=float(meta["guidance"]),
+                                  height=int(meta["height"]), width=int(meta["width"]))
+    eval_config = EvalConfig(prompts=list(meta["prompts"]), seeds=[int(meta["seeds"][0])], settings=settings,
+                             latency_repeats=1, max_batch=1)
+    loaded = session.loaded
+    inputs = ReportInputs(model={"spec": loaded.name, "name": loaded.name, "family": loaded.family,
+                                 "hash": loaded.model_hash}, fragment=opened.info, config=eval_config,
+                          device=str(loaded.device), heads_removed=opened.heads_removed,
+                          profile_s=(meta.get("timings") or {}).get("total_s"),
+                          extract_s=manifest.performance.extraction_seconds)
     scorer, status = clip if clip is not None else (None, Availability(False, "CLIP scorer not loaded"))
-    [sample], clip_summary, _ = quality_of_images([prompt], [base], [fragment], scorer, status, [seed])
-    return {"prompt": prompt, "seed": seed, "base_image": base, "fragment_image": fragment,
-            "difference_image": difference_image(base, fragment), "ssim": sample["ssim"],
-            "phash_distance": sample["phash_distance"], "clip_delta": clip_summary.get("delta_mean"),
-            "clip_reason": clip_summary.get("reason", ""), "base_latency_s": base_s, "fragment_latency_s": fragment_s,
-            "note": "Quick preview: the pruned heads are masked logically. Saved fragments are pruned physically "
-                    "and measured again."}
+    report, evaluation = run_report(loaded.pipe, opened.pipe, inputs, scorer, status,
+                                    progress=lambda e: sink.report(e.done, e.total, f"measure: {e.message}"))
+    report_path, _ = write_report_files(report, evaluation, out_dir / "report.json")
+    opened.write_quality(report, report_path)
+    return SavedFragment(out_dir, read_manifest(out_dir), report_path)
 
 
-def clip_job(session: ModelSession, progress=None, token=None):
-    """The CLIP scorer for this model, or (None, reason)."""
-    from core.quality.metrics import clip_scorer_for
+def compare_job(session: ModelSession, fragment_dir, prompt: str, seed: int, steps: int, guidance: float,
+                size: int, clip=None, progress=None, token=None) -> dict:
+    """A saved fragment (physically pruned) against the base for one prompt and seed."""
+    from core.report.fragment_source import open_fragment
 
-    as_sink(progress, token).report(0, 1, "loading CLIP")
-    return clip_scorer_for(session.loaded)
+    sink = as_sink(progress, token)
+    sink.report(0, 1, f"opening {fragment_dir}")
+    opened = open_fragment(session.loaded, fragment_dir)
+    result = _compare_images(session.loaded.pipe, opened.pipe, prompt, seed, steps, guidance, size, clip, sink)
+    result["note"] = f"Saved fragment {opened.info['name']} (physically pruned) against the base model."
+    result["fragment_path"] = str(fragment_dir)
+    return result
