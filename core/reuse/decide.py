@@ -38,15 +38,12 @@ def fragment_pipe(base, fragment_dir):
     """A second pipeline sharing the base's text encoder, VAE and tokenizer, with the fragment's UNet.
 
     The base pipeline is left as it was."""
-    import copy
-
     try:
         from core.fragments import apply_fragment
     except ImportError:
         raise HeadRoomError("This build cannot load fragments (core.fragments is missing).") from None
     pipe = base.pipe
-    components = dict(pipe.components)
-    components["unet"] = copy.deepcopy(pipe.unet)  # apply_fragment must never alter the base's UNet
+    components = dict(pipe.components)  # apply_fragment builds a new UNet: the base's is not touched
     clone = type(pipe)(**components)
     clone.set_progress_bar_config(disable=True)
     apply_fragment(clone, fragment_dir, base.model_hash)
