@@ -82,6 +82,7 @@ def test_derived_numbers():
     assert m["memory.reduction"] == pytest.approx(1 - 280 / 400)
     assert m["memory.weights_reduction"] == pytest.approx(1 - 200 / 300)
     assert m["performance.batch_speedup"] == pytest.approx(2.0)
+    assert m["performance.latency_ratio"] == pytest.approx(0.8)
     assert m["economics.break_even_variants"] == pytest.approx(40.0 / 0.2)
     assert m["quality.ssim_mean"] < 1.0 and report["samples"][0]["ssim"] == pytest.approx(1.0)
     assert report["samples"][0]["phash_distance"] == 0

@@ -70,3 +70,12 @@ def test_baseline_must_be_a_headroom_report(tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(HeadRoomError, match="not readable JSON"):
         load_report(tmp_path / "junk.json")
+
+
+def test_environment_changes_are_listed():
+    from core.report.regression import environment_changes
+
+    a = {"environment": {"device": "cpu", "torch": "2.14.1", "cpu_threads": 2}}
+    b = {"environment": {"device": "cuda:0", "torch": "2.14.1", "cpu_threads": 2}}
+    assert environment_changes(a, a) == []
+    assert environment_changes(b, a) == ["device: cpu -> cuda:0"]

@@ -17,7 +17,7 @@ from core.quality.perf import (
     batch_speedup,
     generate,
     measure_latency_pair,
-    measure_peak,
+    measure_peak_pair,
     measure_profiling_overhead,
     measure_throughput,
     resident_weight_bytes,
@@ -115,7 +115,7 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
     if not prompts or not seeds:
         raise ValueError("At least one prompt and one seed are needed to compare a fragment with its base.")
     clip_status = clip_status or Availability(scorer is not None, "" if scorer else "no CLIP scorer given")
-    steps_total = 2 * len(prompts) + (6 if config.measure_performance else 0) + 1
+    steps_total = 2 * len(prompts) + (5 if config.measure_performance else 0) + 1
     done = 0
     base_images, fragment_images, image_prompts, image_seeds = [], [], [], []
     for prompt in prompts:
@@ -135,19 +135,19 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
         latencies = dict(zip(("base", "fragment"), measure_latency_pair(
             base_pipe, fragment_pipe, prompts[0], seeds[0], config.settings, repeats=config.latency_repeats)))
         done += 1
+        sink.report(done, steps_total, "peak memory (base and fragment alternately)")
+        peaks = dict(zip(("base", "fragment"), measure_peak_pair(
+            base_pipe, fragment_pipe, prompts[0], seeds[0], config.settings)))
+        done += 1
         for which, pipe in (("base", base_pipe), ("fragment", fragment_pipe)):
-            latency = latencies[which]
-            sink.report(done, steps_total, f"{which}: peak memory")
-            peak = measure_peak(pipe, prompts[0], seeds[0], config.settings)
-            done += 1
             sink.report(done, steps_total, f"{which}: throughput")
             throughput = measure_throughput(pipe, prompts[0], config.settings, max_batch=config.max_batch,
                                             token=sink.token)
             done += 1
             performance[which] = {
-                "latency_ms": latency["median_ms"],
-                "latency": latency,
-                "peak_memory": peak,
+                "latency_ms": latencies[which]["median_ms"],
+                "latency": latencies[which],
+                "peak_memory": peaks[which],
                 "weights_bytes": resident_weight_bytes(pipe),
                 "throughput": throughput,
                 "batch_speedup": batch_speedup(throughput["best_images_per_min"],

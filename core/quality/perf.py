@@ -122,6 +122,16 @@ def measure_latency_pair(base_pipe, fragment_pipe, prompt: str, seed: int, setti
                  for s in samples.values())
 
 
+def measure_peak_pair(base_pipe, fragment_pipe, prompt: str, seed: int, settings: GenerationSettings,
+                      repeats: int = 3) -> "tuple[dict, dict]":
+    """`measure_peak` of two pipelines, alternately, before any larger batch has grown the heap."""
+    runs = {"base": [], "fragment": []}
+    for _ in range(max(1, repeats)):
+        for name, pipe in (("base", base_pipe), ("fragment", fragment_pipe)):
+            runs[name].append(measure_peak(pipe, prompt, seed, settings, repeats=1))
+    return tuple(dict(min(r, key=lambda x: x["working_mb"]), runs=len(r)) for r in runs.values())
+
+
 def measure_peak(pipe, prompt: str, seed: int, settings: GenerationSettings, repeats: int = 2) -> dict:
     """Peak memory while making one image, plus the pipeline's own weights: `working_mb` = weights +
     the increase above what was in use before, comparable between two pipelines living in one process."""

@@ -33,6 +33,7 @@ METRICS = {
     "quality.phash_distance_mean": ("bits", "pHash distance"),
     "performance.base_latency_ms": ("ms", "latency, base"),
     "performance.fragment_latency_ms": ("ms", "latency, fragment"),
+    "performance.latency_ratio": ("x", "latency fragment / base"),
     "performance.base_images_per_min": ("img/min", "throughput, base (best batch)"),
     "performance.fragment_images_per_min": ("img/min", "throughput, fragment (best batch)"),
     "performance.batch_speedup": ("x", "batch speedup, fragment"),
@@ -55,7 +56,8 @@ CHECKLIST = (
     ("Quality", "LPIPS", ("quality.lpips_mean",)),
     ("Quality", "SSIM", ("quality.ssim_mean",)),
     ("Quality", "Perceptual hash distance", ("quality.phash_distance_mean",)),
-    ("Performance", "Single image latency (ms)", ("performance.base_latency_ms", "performance.fragment_latency_ms")),
+    ("Performance", "Single image latency (ms)", ("performance.base_latency_ms", "performance.fragment_latency_ms",
+                                                  "performance.latency_ratio")),
     ("Performance", "Batch throughput (img/min)", ("performance.base_images_per_min",
                                                    "performance.fragment_images_per_min",
                                                    "performance.batch_speedup")),
@@ -153,6 +155,8 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
     if base and frag:
         metrics["performance.base_latency_ms"] = base["latency_ms"]
         metrics["performance.fragment_latency_ms"] = frag["latency_ms"]
+        if base["latency_ms"]:
+            metrics["performance.latency_ratio"] = frag["latency_ms"] / base["latency_ms"]
         metrics["performance.base_images_per_min"] = base["throughput"]["best_images_per_min"]
         metrics["performance.fragment_images_per_min"] = frag["throughput"]["best_images_per_min"]
         metrics["performance.batch_speedup"] = frag["batch_speedup"]

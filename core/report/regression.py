@@ -31,6 +31,7 @@ DEFAULT_TOLERANCES = {
     "quality.phash_distance_mean": Tolerance("lower", abs=2.0),
     "performance.base_latency_ms": Tolerance("lower", rel=0.25),
     "performance.fragment_latency_ms": Tolerance("lower", rel=0.25),
+    "performance.latency_ratio": Tolerance("lower", abs=0.10),
     "performance.base_images_per_min": Tolerance("higher", rel=0.25),
     "performance.fragment_images_per_min": Tolerance("higher", rel=0.25),
     "performance.batch_speedup": Tolerance("higher", rel=0.15),
@@ -109,3 +110,12 @@ def compare_metrics(current: dict, baseline: dict, tolerances: Optional[dict] = 
         elif -worse > allowed:
             improved.append({**entry, "why": f"better by {-worse:.4g}"})
     return {"drifted": drifted, "improved": improved, "compared": compared}
+
+
+ENVIRONMENT_KEYS = ("device", "gpu", "torch", "cpu_threads", "platform")
+
+
+def environment_changes(current: dict, baseline: dict) -> list:
+    """What differs between the machines/software of two reports: timings only compare on the same setup."""
+    now, before = current.get("environment", {}), baseline.get("environment", {})
+    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in ENVIRONMENT_KEYS if now.get(k) != before.get(k)]

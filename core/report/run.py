@@ -17,7 +17,7 @@ from core.quality.evaluate import EvalConfig, evaluate_pair
 from core.quality.metrics import Availability, ClipScorer
 from core.report.build import build_report
 from core.report.html import render_html
-from core.report.regression import compare_metrics, load_report
+from core.report.regression import compare_metrics, environment_changes, load_report
 
 
 @dataclass
@@ -97,7 +97,8 @@ def run_report(base_pipe, fragment_pipe, inputs: ReportInputs, scorer: Optional[
         heads_removed=heads_removed, reuse_eval=reuse_eval, reuse_source=inputs.reuse_eval_path)
     if baseline is not None:
         report["regression"] = {"baseline": str(inputs.baseline_path),
-                                **compare_metrics(report["metrics"], baseline["metrics"], inputs.tolerances)}
+                                **compare_metrics(report["metrics"], baseline["metrics"], inputs.tolerances),
+                                "environment_changes": environment_changes(report, baseline)}
     return report, evaluation
 
 

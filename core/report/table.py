@@ -52,6 +52,9 @@ def format_report(report: dict) -> str:
     if regression:
         parts += ["", f"Regression gate vs {regression.get('baseline')}: {len(regression['drifted'])} drifted, "
                       f"{len(regression['improved'])} improved, {regression['compared']} compared"]
+        if regression.get("environment_changes"):
+            parts.append("  note: measured on a different setup (" + "; ".join(regression["environment_changes"])
+                         + "): timings compare only on the same machine")
         for d in regression["drifted"]:
             parts.append(f"  DRIFTED {d['metric']}: {d['baseline']} -> {d['current']} ({d['why']})")
     return "\n".join(parts)
