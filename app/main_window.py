@@ -54,6 +54,7 @@ class StudioWindow(QMainWindow):
         self.reference_images: dict = {}  # prompt index -> image generated at the first seed
         self.last_preview: "dict | None" = None
         self.errors: list[str] = []
+        self._job_title, self._job_on_result, self._job_outcome = "", None, ""
         self._build_views(fragments_dir or default_fragments_dir())
         self._connect()
         self._restore_settings()

@@ -86,6 +86,16 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert heatmap.data.matrix().shape == (len(structure.names), int(structure.heads.max()))
     assert window.live_preview.has_image()
 
+    cross = next(n for n in structure.names if n.endswith("attn2"))
+    with qtbot.waitSignal(heatmap.head_clicked):
+        heatmap.head_clicked.emit(cross, 1)
+    tokens = window.attention_map.token_combo
+    assert tokens.count() == len(window.profile.meta["tokens"][0]) and tokens.currentIndex() == 1
+    assert window.attention_map.map_item.image.shape == (16, 16)  # the 16x16 latent grid, drawn over the image
+    self_attention = next(n for n in structure.names if n.endswith("attn1"))
+    heatmap.head_clicked.emit(self_attention, 0)
+    assert "spatial map unavailable" in window.attention_map.title.text()
+
     window.threshold_panel.set_value(10.0)
     few = window.selection.heads_total - window.selection.heads_kept
     window.threshold_panel.slider.setValue(600)  # 60 %: what a drag ends on
@@ -159,3 +169,35 @@ def test_cancel_mid_profile_leaves_the_app_usable(qtbot, window):
     outcome = run_to_end(qtbot, window, window.start_profile, "Profile")
     assert outcome == ("Profile", "done"), window.errors
     assert window.selection is not None
+
+
+def test_a_missing_model_shows_cores_message_in_a_dialog(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    missing = tmp_path / "nowhere.safetensors"
+    window.model_panel.set_spec(str(missing))
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.model_panel.load_button,
+                                                                 Qt.MouseButton.LeftButton), "Load model")
+    assert outcome == ("Load model", "failed")
+    boxes = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
+    assert len(boxes) == 1
+    assert boxes[0].text().startswith(f"No model at {missing}: the file or folder does not exist.")
+    assert window.session is None and window.model_panel.load_button.isEnabled()
+    assert not window.prompt_panel.profile_button.isEnabled()
+    boxes[0].accept()
+
+
+def test_settings_survive_closing_the_window(qtbot, tmp_path):
+    settings_path = tmp_path / "settings.ini"
+    first = StudioWindow(settings=StudioSettings(settings_path), fragments_dir=tmp_path / "fragments")
+    qtbot.addWidget(first)
+    set_short_profile(first, prompts="one prompt\nanother prompt", steps=7)
+    first.model_panel.dtype_combo.setCurrentText("bf16")
+    first.threshold_panel.set_value(42.5)
+    first.close()
+    second = StudioWindow(settings=StudioSettings(settings_path), fragments_dir=tmp_path / "fragments")
+    qtbot.addWidget(second)
+    assert second.prompt_panel.prompts() == ["one prompt", "another prompt"]
+    assert second.prompt_panel.steps_spin.value() == 7
+    assert second.model_panel.dtype_combo.currentText() == "bf16"
+    assert second.threshold_panel.value() == pytest.approx(42.5)

@@ -46,8 +46,10 @@ class WorkerSet(QObject):
         return stopped
 
     def _on_worker_finished(self) -> None:
-        for worker in [w for w in self._workers if w.done]:
+        ended = [w for w in self._workers if w.done]
+        for worker in ended:
             worker.wait()  # returns at once: run() is over, the thread is only unwinding
             self._workers.remove(worker)
             worker.deleteLater()
-        self.worker_finished.emit()
+        if ended:
+            self.worker_finished.emit()
