@@ -97,10 +97,9 @@ def test_restore_is_exact_and_profiled_output_matches(unet):
 
 def test_restore_after_an_error_inside_the_context(unet):
     before = dict(unet.attn_processors)
-    with pytest.raises(RuntimeError, match="boom"):
-        with HeadProfiler(unet, steps=1):
-            assert type(next(iter(unet.attn_processors.values()))).__name__ == "ProfilingAttnProcessor"
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), HeadProfiler(unet, steps=1):
+        assert type(next(iter(unet.attn_processors.values()))).__name__ == "ProfilingAttnProcessor"
+        raise RuntimeError("boom")
     assert all(unet.attn_processors[name] is proc for name, proc in before.items())
 
 
@@ -114,9 +113,8 @@ def test_unsupported_processor_is_refused_and_nothing_changes(unet):
     last = [n for n, _ in model.named_modules() if n.endswith("attn2")][-1]
     model.get_submodule(last).set_processor(CustomProcessor())
     before = dict(model.attn_processors)
-    with pytest.raises(ProfilingError, match="CustomProcessor"):
-        with HeadProfiler(model, steps=1):
-            pass
+    with pytest.raises(ProfilingError, match="CustomProcessor"), HeadProfiler(model, steps=1):
+        pass
     assert all(model.attn_processors[name] is proc for name, proc in before.items())
 
 

@@ -22,7 +22,7 @@ _EXPORTS = {
     "PROFILE_SUFFIX": "core.profiling.profile_file",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 DEFAULT_NUM_SEEDS = 8  # the roadmap's sampling plan: stability across seeds must be visible
 
@@ -13,7 +13,7 @@ class ProfilerConfig:
     cross_stats: bool = True  # token mass + entropy for cross-attention (explicit probabilities, 77 keys)
     ffn_stats: bool = True  # mean |GEGLU hidden activation| per FFN neuron
     max_step_buckets: int = 50  # more steps than this are grouped into this many equal buckets
-    spatial_map_modules: Optional[Sequence[str]] = None  # cross modules with per-token spatial maps (off)
+    spatial_map_modules: Sequence[str] | None = None  # cross modules with per-token spatial maps (off)
     map_size: int = 16  # spatial maps are average-pooled to at most map_size x map_size
     decode_images: bool = False  # profiling needs latents only; decoding costs a VAE pass per image
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 
 @dataclass(frozen=True)
 class MemorySample:
     t: float  # seconds since the sampler started (monotonic clock)
     rss_bytes: int
-    cuda_allocated_bytes: Optional[int] = None
-    cuda_reserved_bytes: Optional[int] = None
-    cuda_peak_bytes: Optional[int] = None
-    nvml_used_bytes: Optional[int] = None
+    cuda_allocated_bytes: int | None = None
+    cuda_reserved_bytes: int | None = None
+    cuda_peak_bytes: int | None = None
+    nvml_used_bytes: int | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -37,14 +36,14 @@ class MemorySampler:
         self._dropped = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._t0 = 0.0
-        self._cuda_index: Optional[int] = None
+        self._cuda_index: int | None = None
         self._nvml_handle = None
-        self.started_at_unix: Optional[float] = None
+        self.started_at_unix: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> "MemorySampler":
+    def start(self) -> MemorySampler:
         if self._thread is not None:
             raise RuntimeError("This MemorySampler is already running.")
         import psutil
@@ -75,7 +74,7 @@ class MemorySampler:
                 pass
             self._nvml_handle = None
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 from core.errors import ProfileFileError
 from core.profiling.structure import FfnRecord, ModuleRecord
@@ -187,7 +186,7 @@ class Profile:
         return path
 
     @classmethod
-    def load(cls, path) -> "Profile":
+    def load(cls, path) -> Profile:
         path = Path(path)
         if not path.is_file():
             raise ProfileFileError(f"No profile at {path}: the file does not exist.")
@@ -196,7 +195,7 @@ class Profile:
 
             with safe_open(str(path), framework="pt") as handle:
                 header = handle.metadata() or {}
-                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (safe_open has no __iter__)
         except Exception as exc:  # safetensors raises its own error types for every kind of damage
             raise ProfileFileError(
                 f"{path} is not a readable profile: {exc}. The file is damaged or truncated, or is not a "
@@ -244,5 +243,5 @@ def build_meta(**fields) -> dict:
     return meta
 
 
-def default_out_path(stem: Optional[str] = None) -> Path:
+def default_out_path(stem: str | None = None) -> Path:
     return Path((stem or "profile") + PROFILE_SUFFIX)

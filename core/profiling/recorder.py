@@ -14,7 +14,7 @@ Memory is flat in the number of steps beyond `max_step_buckets`.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from core.profiling.config import ProfilerConfig, step_buckets
 from core.profiling.structure import ProfilingError, discover
@@ -31,7 +31,7 @@ class HeadProfiler:
     """
 
     def __init__(self, unet, *, n_seeds: int = 1, n_prompts: int = 1, steps: int = 1, cfg: bool = True,
-                 n_tokens: int = 77, config: Optional[ProfilerConfig] = None) -> None:
+                 n_tokens: int = 77, config: ProfilerConfig | None = None) -> None:
         self.unet = unet
         self.config = config or ProfilerConfig()
         self.modules, self.ffns = discover(unet)
@@ -58,7 +58,7 @@ class HeadProfiler:
         self.prompt_count = [[0.0, 0.0] for _ in range(n_prompts)]
         self.ffn_count = [0.0, 0.0]
         self.maps: dict = {}
-        self.latent_hw: Optional[tuple[int, int]] = None
+        self.latent_hw: tuple[int, int] | None = None
         self._saved: dict = {}
         self._hooks: list = []
         self._active = False
@@ -66,7 +66,7 @@ class HeadProfiler:
         self._reset_step()
 
     # -- installing and restoring -------------------------------------------------------------------------
-    def __enter__(self) -> "HeadProfiler":
+    def __enter__(self) -> HeadProfiler:
         from core.profiling.processor import SUPPORTED_PROCESSORS, ProfilingAttnProcessor
 
         try:
@@ -107,7 +107,7 @@ class HeadProfiler:
 
     # -- driver interface ---------------------------------------------------------------------------------
     def begin_generation(self, seed_index: int, prompt_indices: Sequence[int], content_masks=None,
-                         latent_hw: Optional[tuple[int, int]] = None) -> None:
+                         latent_hw: tuple[int, int] | None = None) -> None:
         """`content_masks`: (2, items, tokens) 0/1, which key positions count as the prompt's content tokens
         for the scalar token-mass statistic (half 0 = negative prompt). None: every token but the first."""
         if not 0 <= seed_index < self.n_seeds:
@@ -236,7 +236,7 @@ class HeadProfiler:
         if missing:
             raise ProfilingError(f"{len(missing)} modules did not run in this step (e.g. {missing[0]}); the UNet "
                                  "skipped blocks the profiler expected. Profile the model without step caching.")
-        if len(set(c for c in self._call_counts)) > 1:
+        if len(set(self._call_counts)) > 1:
             raise ProfilingError("Attention modules ran a different number of times in one step; "
                                  "turn off token merging / block caching while profiling.")
         return parts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from core.profiling.config import ProfilerConfig
 from core.profiling.structure import ProfilingError
@@ -59,7 +59,7 @@ def _size(pipe, size) -> tuple[int, int]:
 
 
 def profile_model(loaded_or_pipe, prompts: Sequence[str], seeds=8, steps: int = 30, guidance: float = 7.5,
-                  size=None, config: Optional[ProfilerConfig] = None, progress=None, token=None,
+                  size=None, config: ProfilerConfig | None = None, progress=None, token=None,
                   negative_prompt: str = "", sampler=None):
     """Generates every prompt with every seed and returns a `Profile` of the attention heads.
 
@@ -104,13 +104,13 @@ def profile_model(loaded_or_pipe, prompts: Sequence[str], seeds=8, steps: int = 
                 profiler.begin_generation(si, [pi], masks, latent_hw)
                 t0 = time.perf_counter()
 
-                def on_step_end(p, i, t, kwargs, _seed=seed, _pi=pi, _base=done):
+                def on_step_end(p, i, t, kwargs, _seed=seed, _pi=pi, _si=si, _base=done):
                     nonlocal done
                     n = getattr(p, "num_timesteps", None) or steps  # 2nd-order schedulers: more calls
                     step = min(i * steps // n, steps - 1)
                     profiler.end_step(step)
                     done = _base + step + 1
-                    sink.report(done, total, f"seed {_seed} ({si + 1}/{len(seeds)}), prompt {_pi + 1}/"
+                    sink.report(done, total, f"seed {_seed} ({_si + 1}/{len(seeds)}), prompt {_pi + 1}/"
                                 f"{len(prompts)}, step {step + 1}/{steps}",
                                 {"seed": _seed, "prompt_index": _pi, "step": step})
                     return {}
@@ -226,7 +226,7 @@ def run_unet_loop(unet, cond, uncond=None, *, seed: int = 0, steps: int = 10, gu
 
 
 def profile_unet(unet, prompts=4, seeds=8, steps: int = 30, guidance: float = 7.5, latent_hw=(32, 32),
-                 config: Optional[ProfilerConfig] = None, progress=None, token=None, model_hash: str = "unhashed",
+                 config: ProfilerConfig | None = None, progress=None, token=None, model_hash: str = "unhashed",
                  model_name: str = "bare-unet", family: str = "unknown", n_tokens: int = 77, sampler=None):
     """Profiles a bare UNet driven by `run_unet_loop` with seeded random text embeddings (one per "prompt").
 
