@@ -1,5 +1,6 @@
 """`headroom-studio --self-test`: load the built-in model, profile it briefly, move the threshold, preview,
-optionally save a screenshot, and exit 0; any failure exits 1 with the reason on stderr."""
+save the fragment (into a temporary library), optionally save a screenshot, and exit 0; any failure exits 1
+with the reason on stderr."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class SelfTest:
                 return
             self.window.start_preview(SELF_TEST_PROMPT, 0)
         elif title == "Preview":
+            self.window.save_fragment()
+        elif title == "Save fragment":
+            if self.window.library.count() != 1:
+                self.fail("the saved fragment is not in the library")
+                return
             self._show_first_cross_head()
             QTimer.singleShot(300, self.succeed)  # let the views paint before the screenshot
 
