@@ -62,8 +62,9 @@ def test_every_checklist_metric_is_in_the_report_and_missing_ones_say_why():
     report = _report()
     assert report["schema"] == "headroom.report" and report["report_schema_version"] == 1
     assert set(report["metrics"]) == set(METRICS)
-    assert [row["metric"] for row in report["checklist"]] == [name for _, name, _ in CHECKLIST]
-    assert len(report["checklist"]) == 12
+    # The roadmap's 12 checklist rows, in order, then what is measured beyond it.
+    assert [row["metric"] for row in report["checklist"][:12]] == [name for _, name, _ in CHECKLIST]
+    assert len(CHECKLIST) == 12
     for key, value in report["metrics"].items():
         if value is None:
             assert report["metric_notes"].get(key), f"{key} is missing without a reason"

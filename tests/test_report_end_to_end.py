@@ -60,6 +60,9 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
     assert 0.0 < m["quality.ssim_mean"] < 1.0  # the pruned fragment draws something different
     assert m["quality.clip_base_mean"] is not None and m["quality.clip_delta_rel"] is not None
     assert report["fragment"]["heads_removed"] > 0
+    # Both prompts are in the shapes world's words, so the scene checker judged every image.
+    assert report["quality"]["checker_samples"] == 4
+    assert 0.0 <= m["quality.checker_accuracy_fragment"] <= 1.0
     verdicts = {h["id"]: h for h in report["hypotheses"]}
     assert verdicts["H1"]["verdict"] in ("PASS", "FAIL") and verdicts["H1"]["measured"] == m["quality.clip_delta_rel"]
     assert verdicts["H3"]["verdict"] == "NOT MEASURED" and verdicts["H4"]["verdict"] == "NOT MEASURED"
@@ -67,6 +70,7 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
     assert html.count("data:image/png;base64,") == 12
     manifest = json.loads((fragment_dir / "manifest.json").read_text())
     assert manifest["quality_eval"]["samples"] == 4
+    assert manifest["quality_eval"]["checker_accuracy_base"] == m["quality.checker_accuracy_base"]
     assert manifest["quality_eval"]["ssim_mean"] == pytest.approx(m["quality.ssim_mean"])
     assert manifest["quality_eval"]["report_path"] == str(first)
     assert manifest["pruning"]["heads_total"] - manifest["pruning"]["heads_kept"] == report["fragment"]["heads_removed"]

@@ -55,9 +55,10 @@ def _progress_printer(stream):
 
 def run(args: argparse.Namespace) -> int:
     from core.errors import HeadRoomError
-    from core.quality.evaluate import DEFAULT_BUILTIN_PROMPTS, DEFAULT_SEEDS, EvalConfig
+    from core.quality.evaluate import DEFAULT_SEEDS, EvalConfig
     from core.quality.metrics import clip_scorer_for
     from core.quality.perf import GenerationSettings
+    from core.quality.scene_check import builtin_prompt_scenes, scene_from_prompt
     from core.report.fragment_source import open_fragment
     from core.report.regression import load_report, parse_tolerance_overrides
     from core.report.run import (
@@ -90,8 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     fragment = open_fragment(loaded, args.fragment)
-    if not prompts:
-        prompts = list(fragment.prompts or (DEFAULT_BUILTIN_PROMPTS if loaded.family == "builtin" else ()))
+    if not prompts and fragment.prompts:
+        prompts = list(fragment.prompts)  # what the fragment was profiled on
+    if not prompts and loaded.family == "builtin":
+        prompts, _ = builtin_prompt_scenes()  # captions of known scenes
+    # Built-in model: prompts in the shapes world's words are judged by the scene checker too.
+    scenes = [scene_from_prompt(p) for p in prompts] if loaded.family == "builtin" else None
     if not prompts:
         raise HeadRoomError("No prompts: give --prompt TEXT or --prompts-file FILE.")
     scorer, clip_status = clip_scorer_for(loaded, args.clip_model, args.clip_weights, args.clip_config,
@@ -100,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(prompts=prompts, seeds=args.seeds or list(DEFAULT_SEEDS),
                         settings=GenerationSettings(steps=steps, guidance=args.guidance),
                         latency_repeats=args.latency_repeats, max_batch=args.max_batch,
-                        measure_performance=not args.no_perf)
+                        measure_performance=not args.no_perf, scenes=scenes)
     inputs = ReportInputs(
         model={"spec": args.model, "name": loaded.name, "family": loaded.family, "hash": loaded.model_hash,
                "source": loaded.source},

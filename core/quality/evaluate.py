@@ -41,6 +41,7 @@ class EvalConfig:
     max_batch: int = 8  # throughput sweep: 1, 2, 4, ... up to this, or until out of memory
     measure_performance: bool = True
     measure_profiling_overhead: bool = True  # with performance: profiled vs plain generation of the base
+    scenes: Optional[Sequence] = None  # built-in model: the scene each prompt describes (scene checker)
 
 
 @dataclass
@@ -57,6 +58,11 @@ class PairEvaluation:
 def _mean(values):
     values = [v for v in values if v is not None]
     return statistics.fmean(values) if values else None
+
+
+def _accuracy(flags):
+    judged = [f for f in flags or () if f is not None]
+    return sum(judged) / len(judged) if judged else None
 
 
 def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: Optional[ClipScorer]) -> dict:
@@ -77,7 +83,7 @@ def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: O
 
 
 def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: Optional[ClipScorer],
-                      clip_status: Availability, seeds_per_image=None):
+                      clip_status: Availability, seeds_per_image=None, scenes_per_image=None):
     """Per-sample SSIM / pHash / CLIP and their summary for two equally long image lists."""
     if len(base_images) != len(fragment_images):
         raise ValueError("base and fragment image lists differ in length")
@@ -85,6 +91,17 @@ def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: O
     if scorer is not None:
         base_scores = list(scorer.score(base_images, prompts_per_image))
         fragment_scores = list(scorer.score(fragment_images, prompts_per_image))
+    checks_base = checks_fragment = None
+    if scenes_per_image is not None:
+        from core.quality.scene_check import scene_checks
+
+        judged = [i for i, scene in enumerate(scenes_per_image) if scene is not None]
+        checks_base, checks_fragment = [None] * len(base_images), [None] * len(base_images)
+        scenes = [scenes_per_image[i] for i in judged]
+        for i, ok in zip(judged, scene_checks([base_images[i] for i in judged], scenes)):
+            checks_base[i] = ok
+        for i, ok in zip(judged, scene_checks([fragment_images[i] for i in judged], scenes)):
+            checks_fragment[i] = ok
     samples = []
     for i, (a, b) in enumerate(zip(base_images, fragment_images)):
         samples.append({
@@ -94,6 +111,8 @@ def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: O
             "phash_distance": phash_distance(a, b),
             "clip_base": None if base_scores is None else float(base_scores[i]),
             "clip_fragment": None if fragment_scores is None else float(fragment_scores[i]),
+            "scene_ok_base": None if checks_base is None else checks_base[i],
+            "scene_ok_fragment": None if checks_fragment is None else checks_fragment[i],
         })
     ssims = [s["ssim"] for s in samples]
     hashes = [s["phash_distance"] for s in samples]
@@ -103,6 +122,9 @@ def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: O
         "ssim_min": min(ssims) if ssims else None,
         "phash_distance_mean": _mean(hashes),
         "phash_distance_max": max(hashes) if hashes else None,
+        "checker_accuracy_base": _accuracy(checks_base),
+        "checker_accuracy_fragment": _accuracy(checks_fragment),
+        "checker_samples": 0 if checks_base is None else sum(c is not None for c in checks_base),
     }
     return samples, summarize_clip(base_scores, fragment_scores, clip_status, scorer), quality
 
@@ -117,17 +139,22 @@ def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional
     clip_status = clip_status or Availability(scorer is not None, "" if scorer else "no CLIP scorer given")
     steps_total = 2 * len(prompts) + (5 if config.measure_performance else 0) + 1
     done = 0
-    base_images, fragment_images, image_prompts, image_seeds = [], [], [], []
-    for prompt in prompts:
+    scenes = list(config.scenes) if config.scenes is not None else None
+    if scenes is not None and len(scenes) != len(prompts):
+        raise ValueError(f"{len(scenes)} scenes for {len(prompts)} prompts: give one scene per prompt.")
+    base_images, fragment_images, image_prompts, image_seeds, image_scenes = [], [], [], [], []
+    for index, prompt in enumerate(prompts):
         for which, pipe, bucket in (("base", base_pipe, base_images), ("fragment", fragment_pipe, fragment_images)):
             sink.report(done, steps_total, f"{which}: {prompt!r}")
             bucket.extend(generate(pipe, [prompt] * len(seeds), seeds, config.settings))
             done += 1
         image_prompts.extend([prompt] * len(seeds))
         image_seeds.extend(seeds)
+        if scenes is not None:
+            image_scenes.extend([scenes[index]] * len(seeds))
     sink.report(done, steps_total, "scoring images")
     samples, clip, quality = quality_of_images(image_prompts, base_images, fragment_images, scorer, clip_status,
-                                               image_seeds)
+                                               image_seeds, image_scenes if scenes is not None else None)
     done += 1
     performance = {}
     if config.measure_performance:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from core.quality.images import difference_image, png_base64
-from core.report.build import CHECKLIST, METRICS
+from core.report.build import CHECKLIST, EXTRA_ROWS, METRICS
 from core.report.svg import bar_chart, line_chart
 from core.report.table import _measured, format_value
 
@@ -75,7 +75,7 @@ def render_html(report: dict, base_images=(), fragment_images=()) -> str:
         f"{VERDICT_COLOURS[h['verdict']]}'>{h['verdict']}</span></td><td>{escape(_measured(h))}</td>"
         f"<td>{escape(h['threshold'])}</td><td>{escape(h['reason'])}</td></tr>" for h in report["hypotheses"])
     metric_rows = []
-    for category, name, keys in CHECKLIST:
+    for category, name, keys in CHECKLIST + EXTRA_ROWS:
         for i, key in enumerate(keys):
             note = notes.get(key, "")
             metric_rows.append(

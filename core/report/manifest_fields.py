@@ -27,6 +27,8 @@ def quality_eval_from_report(report: dict, report_path=None) -> dict:
         else report["quality"].get("lpips", {}).get("reason"),
         "ssim_mean": m.get("quality.ssim_mean"),
         "phash_distance_mean": m.get("quality.phash_distance_mean"),
+        "checker_accuracy_base": m.get("quality.checker_accuracy_base"),
+        "checker_accuracy_fragment": m.get("quality.checker_accuracy_fragment"),
         "samples": report["quality"].get("samples"),
         "prompts": report["settings"].get("prompts"),
         "seeds": report["settings"].get("seeds"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.report.build import CHECKLIST, METRICS
+from core.report.build import CHECKLIST, EXTRA_ROWS, METRICS
 
 
 def format_value(key: str, value) -> str:
@@ -31,7 +31,7 @@ def _rows(headers, rows) -> str:
 def format_report(report: dict) -> str:
     metrics, notes = report["metrics"], report.get("metric_notes", {})
     rows = []
-    for category, name, keys in CHECKLIST:
+    for category, name, keys in CHECKLIST + EXTRA_ROWS:
         for i, key in enumerate(keys):
             note = notes.get(key, "") if metrics.get(key) is None else ""
             rows.append([category if i == 0 else "", METRICS[key][1], format_value(key, metrics.get(key)),
