@@ -130,3 +130,17 @@ def test_stale_lease_of_a_dead_process_does_not_pin_forever(tmp_path):
     cache.put(key(2), make_fragment(tmp_path / "b", b"b" * 1000), ["p2"])  # evicts the stale-pinned entry
     assert [e.id for e in cache.entries()] == [key(2).entry_id]
     assert FragmentCache(tmp_path / "c").report.stale_leases == 0  # its lease row went with the entry
+
+
+def test_crash_while_replacing_an_entry_keeps_the_new_copy_consistent(tmp_path):
+    cache = FragmentCache(tmp_path / "c")
+    old = cache.put(key(1), make_fragment(tmp_path / "a", b"old"), ["p1"])
+    old_row = dict(old.__dict__)
+    cache.put(key(1), make_fragment(tmp_path / "b", b"new!"), ["p1"])
+    with contextlib.closing(connect(cache.db_path)) as conn:  # the replacing transaction never committed
+        conn.execute("UPDATE entries SET sha256 = ?, files_json = ?, size_bytes = ? WHERE id = ?",
+                     (old_row["sha256"], json.dumps(old_row["files"]), old_row["size_bytes"], old.id))
+    reopened = FragmentCache(tmp_path / "c")
+    assert reopened.report.files_reregistered == [old.id]
+    with reopened.lease(old.id) as entry:  # verifies: the row now describes the files on disk
+        assert (entry.path / "unet" / "w.bin").read_bytes() == b"new!"

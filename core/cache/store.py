@@ -198,6 +198,7 @@ class FragmentCache:
                     report.rows_without_files.append(entry_id)
                     log.warning("Fragment cache: entry %s had no folder; forgotten.", entry_id)
         known = set(ids) - set(report.rows_without_files)
+        self._reconcile_replaced(known)
         for item in sorted(self.entries_dir.iterdir()):
             if item.name.endswith(SIDECAR_SUFFIX):
                 if not (self.entries_dir / item.name[: -len(SIDECAR_SUFFIX)]).is_dir():
@@ -207,6 +208,25 @@ class FragmentCache:
                 continue
             self._adopt_or_quarantine(item)
         return report
+
+    def _reconcile_replaced(self, known: set) -> None:
+        """A crash while replacing an entry can leave the new folder and sidecar with the old row: when the
+        sidecar disagrees with the row and the folder matches the sidecar, the row is rewritten from it."""
+        with self._db() as conn:
+            rows = {r["id"]: r["sha256"] for r in conn.execute("SELECT id, sha256 FROM entries")}
+        for entry_id in sorted(known):
+            sidecar = self.entries_dir / f"{entry_id}{SIDECAR_SUFFIX}"
+            try:
+                record = json.loads(sidecar.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if record.get("sha256") == rows.get(entry_id) or verify(self.entries_dir / entry_id, record.get("files", {})):
+                continue
+            with self._db(write=True) as conn:
+                conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+                self._insert(conn, record)
+            self.report.files_reregistered.append(entry_id)
+            log.warning("Fragment cache: %s was being replaced during a crash; its record was updated.", entry_id)
 
     def _adopt_or_quarantine(self, folder: Path) -> None:
         sidecar = self.entries_dir / f"{folder.name}{SIDECAR_SUFFIX}"
