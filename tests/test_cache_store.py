@@ -128,9 +128,8 @@ def test_budget_errors_are_clear(tmp_path):
     with pytest.raises(CacheFullError, match="more than the whole cache budget"):
         cache.put(key(0), make_fragment(tmp_path / "big", b"x" * 2000), ["p"])
     first = cache.put(key(1), make_fragment(tmp_path / "a", b"x" * 1000), ["p"])
-    with cache.lease(first.id):
-        with pytest.raises(CacheFullError, match="in use"):
-            cache.put(key(2), make_fragment(tmp_path / "b", b"x" * 1000), ["p"])
+    with cache.lease(first.id), pytest.raises(CacheFullError, match="in use"):
+        cache.put(key(2), make_fragment(tmp_path / "b", b"x" * 1000), ["p"])
     assert [e.id for e in cache.entries()] == [first.id]
     assert not list(cache.tmp_dir.iterdir())  # the refused copy was cleaned up
 

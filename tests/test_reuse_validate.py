@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
-
 from core.cache import CacheKey, FragmentCache
 from core.reuse import PromptEmbedder, ReuseConfig, ReuseTolerance, ValidationSettings, reuse_fragment
 from core.reuse.validate import quick_validate

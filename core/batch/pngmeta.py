@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def read_parameters(path) -> "str | None":
+def read_parameters(path) -> str | None:
     from PIL import Image
 
     try:

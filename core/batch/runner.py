@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from core.batch.jobs import BatchJob
 from core.batch.pngmeta import read_parameters
@@ -30,14 +30,14 @@ SUMMARY_SCHEMA = 1
 class BatchSettings:
     steps: int = 20
     guidance: float = 7.5
-    batch_size: "int | str" = "auto"
+    batch_size: int | str = "auto"
     max_auto_batch: int = 8
-    width: Optional[int] = None
-    height: Optional[int] = None
+    width: int | None = None
+    height: int | None = None
     skip_existing: bool = True  # an image already on disk with the same parameters is not made again
     model_name: str = ""
     model_hash: str = ""
-    fragment: Optional[str] = None  # shown in the parameters chunk and the summary
+    fragment: str | None = None  # shown in the parameters chunk and the summary
 
 
 @dataclass
@@ -57,7 +57,7 @@ class BatchSummary:
     total: int
     images: list = field(default_factory=list)
     elapsed_s: float = 0.0
-    error: Optional[str] = None
+    error: str | None = None
     sizing: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     out_dir: str = ""
@@ -96,7 +96,7 @@ def _resolve_size(pipe, settings: BatchSettings) -> tuple[int, int]:
     return int(settings.width or default), int(settings.height or default)
 
 
-def _free_memory_bytes(device) -> Optional[int]:
+def _free_memory_bytes(device) -> int | None:
     import torch
 
     if device.type == "cuda":
@@ -147,7 +147,7 @@ def generate_batch(pipe, jobs: list[BatchJob], settings: BatchSettings, width: i
     return list(out.images)
 
 
-def _format_eta(seconds: Optional[float]) -> str:
+def _format_eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA --"
     seconds = int(round(seconds))
@@ -158,7 +158,7 @@ def run_batch(
     model: Any,
     jobs: list[BatchJob],
     out_dir,
-    settings: Optional[BatchSettings] = None,
+    settings: BatchSettings | None = None,
     progress=None,
     token=None,
     generate=generate_batch,
@@ -271,7 +271,7 @@ def run_batch(
     return summary
 
 
-def _peak_reset(device) -> Optional[int]:
+def _peak_reset(device) -> int | None:
     import torch
 
     if device.type != "cuda":
@@ -280,7 +280,7 @@ def _peak_reset(device) -> Optional[int]:
     return int(torch.cuda.memory_allocated(device))
 
 
-def _bytes_per_image(device, before: Optional[int], size: int) -> Optional[int]:
+def _bytes_per_image(device, before: int | None, size: int) -> int | None:
     import torch
 
     if device.type != "cuda" or before is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
 
 from core.errors import HeadRoomError
 
@@ -45,16 +44,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
 class SizeRecord:
     size: int
     seconds_per_image: float
-    bytes_per_image: Optional[int]
+    bytes_per_image: int | None
     warmup: bool = False  # the first call pays one-off costs: never a baseline for comparison
 
 
 @dataclass
 class BatchSizer:
-    requested: "int | str"  # "auto" or a positive int
+    requested: int | str  # "auto" or a positive int
     max_auto: int = 8
     current: int = 1
-    ceiling: Optional[int] = None  # largest size not known to fail
+    ceiling: int | None = None  # largest size not known to fail
     settled: bool = False
     backoffs: list = field(default_factory=list)  # sizes that ran out of memory
     history: list = field(default_factory=list)  # SizeRecord per successful batch
@@ -77,7 +76,7 @@ class BatchSizer:
         return max(1, min(self.current, remaining))
 
     def record_success(
-        self, size: int, seconds: float, bytes_per_image: Optional[int] = None, free_bytes: Optional[int] = None
+        self, size: int, seconds: float, bytes_per_image: int | None = None, free_bytes: int | None = None
     ) -> None:
         per_image = seconds / max(size, 1)
         previous = self._best_per_image(size)
@@ -115,7 +114,7 @@ class BatchSizer:
         log.warning("Out of memory at batch size %d: retrying at %d.", size, self.current)
         return self.current
 
-    def _best_per_image(self, size: int) -> Optional[float]:
+    def _best_per_image(self, size: int) -> float | None:
         smaller = [r.seconds_per_image for r in self.history if r.size < size and not r.warmup]
         return min(smaller) if smaller else None
 

@@ -11,7 +11,17 @@ from core.cache.location import ENV_CACHE_DIR, default_cache_dir
 from core.cache.store import CacheEntry, FragmentCache, RecoveryReport
 
 __all__ = [
-    "CacheEntry", "CacheEntryInUseError", "CacheError", "CacheFullError", "CacheIntegrityError", "CacheKey",
-    "ENV_CACHE_DIR", "FragmentCache", "RecoveryReport", "default_cache_dir", "normalise_prompt",
-    "prompt_set_fingerprint", "reduction_fingerprint",
+    "ENV_CACHE_DIR",
+    "CacheEntry",
+    "CacheEntryInUseError",
+    "CacheError",
+    "CacheFullError",
+    "CacheIntegrityError",
+    "CacheKey",
+    "FragmentCache",
+    "RecoveryReport",
+    "default_cache_dir",
+    "normalise_prompt",
+    "prompt_set_fingerprint",
+    "reduction_fingerprint",
 ]

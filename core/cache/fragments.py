@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from core.cache.errors import CacheError
 from core.cache.keys import CacheKey
@@ -26,8 +26,8 @@ def reduction_of_manifest(manifest) -> dict:
     }
 
 
-def cache_fragment(cache: FragmentCache, fragment_dir, reduction: Optional[Any] = None,
-                   prompts: Optional[list[str]] = None) -> CacheEntry:
+def cache_fragment(cache: FragmentCache, fragment_dir, reduction: Any | None = None,
+                   prompts: list[str] | None = None) -> CacheEntry:
     """Copies a fragment folder into the cache under base hash + reduction + its profiled prompts."""
     from core.fragments import read_manifest
 

@@ -38,7 +38,7 @@ def digest_of_manifest(files: dict[str, list]) -> str:
     digest = hashlib.sha256()
     for rel in sorted(files):
         size, sha = files[rel]
-        digest.update(f"{rel}\0{size}\0{sha}\n".encode("utf-8"))
+        digest.update(f"{rel}\0{size}\0{sha}\n".encode())
     return digest.hexdigest()
 
 

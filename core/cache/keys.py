@@ -6,8 +6,9 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 def normalise_prompt(prompt: str) -> str:
@@ -53,7 +54,7 @@ class CacheKey:
     prompt_fp: str
 
     @classmethod
-    def make(cls, base_model_hash: str, reduction: Any, prompts: Iterable[str]) -> "CacheKey":
+    def make(cls, base_model_hash: str, reduction: Any, prompts: Iterable[str]) -> CacheKey:
         return cls(str(base_model_hash), reduction_fingerprint(reduction), prompt_set_fingerprint(prompts))
 
     @property

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 ENV_CACHE_DIR = "HEADROOM_CACHE_DIR"
 APP_NAME = "HeadRoom"
 
 
-def default_cache_dir(explicit: "Optional[str | os.PathLike[str]]" = None) -> Path:
+def default_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     override = os.environ.get(ENV_CACHE_DIR)

@@ -23,12 +23,13 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any
 
 from core.cache.errors import CacheEntryInUseError, CacheError, CacheFullError, CacheIntegrityError
-from core.cache.integrity import copy_tree_synced, digest_of_manifest, manifest_of, verify
+from core.cache.integrity import copy_tree_synced, digest_of_manifest, verify
 from core.cache.keys import CacheKey, normalise_prompt, reduction_json
 from core.cache.location import default_cache_dir
 from core.cache.schema import SCHEMA_VERSION, connect, migrate
@@ -101,7 +102,7 @@ class RecoveryReport:
 
 
 class FragmentCache:
-    def __init__(self, root=None, budget_bytes: Optional[int] = None, recover: bool = True):
+    def __init__(self, root=None, budget_bytes: int | None = None, recover: bool = True):
         self.root = default_cache_dir(root)
         self.entries_dir = self.root / "entries"
         self.tmp_dir = self.root / "tmp"
@@ -259,11 +260,11 @@ class FragmentCache:
     def put(
         self,
         key: CacheKey,
-        fragment: "str | os.PathLike[str]",
+        fragment: str | os.PathLike[str],
         prompts: Iterable[str],
         reduction: Any = None,
         name: str = "",
-        meta: Optional[dict] = None,
+        meta: dict | None = None,
     ) -> CacheEntry:
         """Copies `fragment` (a folder or a single file) into the cache under `key` and returns the entry.
 
@@ -402,16 +403,16 @@ class FragmentCache:
         record.update(files=json.loads(row["files_json"]), meta=json.loads(row["meta_json"]), prompts=prompts)
         return self._entry_from_record(record)
 
-    def entry(self, entry_id: str) -> Optional[CacheEntry]:
+    def entry(self, entry_id: str) -> CacheEntry | None:
         with self._db() as conn:
             row = conn.execute("SELECT * FROM entries WHERE id = ?", (entry_id,)).fetchone()
             return self._entry_from_row(conn, row) if row else None
 
-    def get(self, key: CacheKey) -> Optional[CacheEntry]:
+    def get(self, key: CacheKey) -> CacheEntry | None:
         """The entry stored under exactly this key, or None. Does not verify or touch it."""
         return self.entry(key.entry_id)
 
-    def entries(self, base_model_hash: Optional[str] = None) -> list[CacheEntry]:
+    def entries(self, base_model_hash: str | None = None) -> list[CacheEntry]:
         with self._db() as conn:
             if base_model_hash is None:
                 rows = conn.execute("SELECT * FROM entries ORDER BY last_used_at DESC").fetchall()
@@ -499,7 +500,7 @@ class FragmentCache:
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
         return ids, np.asarray(owners, dtype=np.int64), matrix
 
-    def log_lookup(self, prompt: str, hit: bool, entry_id: Optional[str], similarity: Optional[float], reason: str) -> None:
+    def log_lookup(self, prompt: str, hit: bool, entry_id: str | None, similarity: float | None, reason: str) -> None:
         with self._db(write=True) as conn:
             conn.execute("INSERT INTO lookups (ts, prompt, hit, entry_id, similarity, reason) VALUES (?, ?, ?, ?, ?, ?)",
                          (time.time(), normalise_prompt(prompt), int(hit), entry_id, similarity, reason))
@@ -525,4 +526,4 @@ def _mb(n: int) -> str:
     return f"{n / 1024**2:.1f} MiB" if n >= 1024**2 else f"{n} bytes"
 
 
-__all__ = ["CacheEntry", "FragmentCache", "RecoveryReport", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "CacheEntry", "FragmentCache", "RecoveryReport"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 from core.cache import CacheError, FragmentCache
 from core.errors import CancelledError, HeadRoomError
@@ -19,7 +19,7 @@ class ReuseConfig:
     threshold: float = DEFAULT_THRESHOLD
     validate: bool = True
     validation: ValidationSettings = field(default_factory=ValidationSettings)
-    reduction_fp: Optional[str] = None
+    reduction_fp: str | None = None
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ReuseDecision:
     hit: bool
     reason: str
     lookup: LookupResult
-    validation: Optional[ValidationResult] = None
+    validation: ValidationResult | None = None
 
     def as_dict(self) -> dict:
         return {"hit": self.hit, "reason": self.reason, "lookup": self.lookup.as_dict(),
@@ -58,7 +58,7 @@ def reuse_fragment(
     base,
     prompt: str,
     embedder,
-    config: Optional[ReuseConfig] = None,
+    config: ReuseConfig | None = None,
     loader: FragmentLoader = fragment_pipe,
     scorer=None,
     progress=None,

@@ -8,7 +8,7 @@ Vectors are L2-normalised, so a dot product is the cosine similarity.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 POOLINGS = ("mean", "pooled")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from core.cache import CacheKey, FragmentCache
 from core.progress import as_sink
@@ -34,7 +34,7 @@ class HarnessConfig:
     prune_percentile: float = 30.0  # heads below this percentile of scores are removed
     profile_seeds: Sequence[int] = (0, 1)
     profile_steps: int = 10
-    fragment: Optional[str] = None  # one fragment for every set that names none
+    fragment: str | None = None  # one fragment for every set that names none
 
 
 def _request(config: HarnessConfig):
@@ -69,7 +69,7 @@ def fragment_for_set(cache: FragmentCache, base, pset: ParaphraseSet, config: Ha
     return entry, "extracted"
 
 
-def run_reuse_eval(base, sets: list[ParaphraseSet], cache: FragmentCache, config: Optional[HarnessConfig] = None,
+def run_reuse_eval(base, sets: list[ParaphraseSet], cache: FragmentCache, config: HarnessConfig | None = None,
                    scorer=None, clip_status: str = "", progress=None, token=None) -> dict:
     config = config or HarnessConfig()
     sink = as_sink(progress, token)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from core.cache import CacheEntry, FragmentCache
 
@@ -20,9 +19,9 @@ class LookupResult:
     hit: bool
     prompt: str
     reason: str
-    entry: Optional[CacheEntry] = None
-    similarity: Optional[float] = None
-    matched_prompt: Optional[str] = None
+    entry: CacheEntry | None = None
+    similarity: float | None = None
+    matched_prompt: str | None = None
     candidates: int = 0
     seconds: float = 0.0
 
@@ -42,7 +41,7 @@ def index_entries(cache: FragmentCache, embedder, base_model_hash: str) -> int:
     return len(missing)
 
 
-def nearest(query, ids, owners, matrix, allowed: Optional[set] = None):
+def nearest(query, ids, owners, matrix, allowed: set | None = None):
     """(entry index, row index, similarity) of the closest row, or None. `query` is a unit vector."""
     import numpy as np
 
@@ -64,7 +63,7 @@ def find_fragment(
     prompt: str,
     base_model_hash: str,
     threshold: float = DEFAULT_THRESHOLD,
-    reduction_fp: Optional[str] = None,
+    reduction_fp: str | None = None,
     log_lookup: bool = True,
 ) -> LookupResult:
     """The closest cached fragment for `prompt` among this base model's entries (optionally only those made
@@ -97,7 +96,7 @@ def find_fragment(
     return result
 
 
-def record(cache: FragmentCache, result: LookupResult, reason: Optional[str] = None) -> None:
+def record(cache: FragmentCache, result: LookupResult, reason: str | None = None) -> None:
     hit = result.hit
     cache.log_lookup(result.prompt, hit, result.entry.id if result.entry else None, result.similarity,
                      reason or result.reason)

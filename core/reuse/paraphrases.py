@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from core.errors import HeadRoomError
 
@@ -25,7 +24,7 @@ class ParaphraseFileError(HeadRoomError):
 class ParaphraseSet:
     prompt: str
     paraphrases: list[str] = field(default_factory=list)
-    fragment: Optional[str] = None
+    fragment: str | None = None
 
 
 def sets_from_generator(n_sets: int = 5, per_set: int = 4, seed: int = 0, split: str = "train",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
 
 from core.progress import as_sink
 
@@ -29,9 +29,9 @@ class ValidationResult:
     reason: str
     ssim_mean: float
     ssim_min: float
-    clip_base: Optional[float] = None
-    clip_fragment: Optional[float] = None
-    clip_delta_rel: Optional[float] = None
+    clip_base: float | None = None
+    clip_fragment: float | None = None
+    clip_delta_rel: float | None = None
     clip_available: bool = False
     seconds: float = 0.0
 
@@ -86,8 +86,8 @@ def judge(prompt: str, base_images: list, fragment_images: list, tolerance: Reus
     return result
 
 
-def quick_validate(base_pipe, fragment_pipe, prompt: str, settings: Optional[ValidationSettings] = None,
-                   scorer=None, base_images: Optional[list] = None, progress=None, token=None) -> ValidationResult:
+def quick_validate(base_pipe, fragment_pipe, prompt: str, settings: ValidationSettings | None = None,
+                   scorer=None, base_images: list | None = None, progress=None, token=None) -> ValidationResult:
     """Generates `prompt` with both pipes on the validation seeds and judges the fragment's images.
 
     `base_images` may be passed when they are already known (same prompt, seeds and settings)."""
