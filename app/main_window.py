@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QMainWindow, QMessageBox, QScrollArea, QSplitter, QStatusBar, QVBoxLayout,
                                QWidget)
 
-from app.memory_source import MemorySource
 from app.settings import StudioSettings
 from app.views.attention_map import AttentionMapView
 from app.views.fragment_library import FragmentLibrary
@@ -45,7 +44,7 @@ class StudioWindow(QMainWindow):
         self.setWindowTitle("HeadRoom Studio")
         self.settings = settings or StudioSettings()
         self.workers = WorkerSet(self)
-        self.memory_source = MemorySource()
+        self.sampler = None  # core.profiling.MemorySampler of the running job
         self.session = None  # jobs.ModelSession
         self.profile = None
         self.scores: dict = {}  # method -> HeadScores
@@ -69,7 +68,7 @@ class StudioWindow(QMainWindow):
         self.heatmap = HeadHeatmap()
         self.attention_map = AttentionMapView()
         self.preview_panel = PreviewPanel()
-        self.memory_plot = MemoryPlot(self.memory_source)
+        self.memory_plot = MemoryPlot()
         self.library = FragmentLibrary(fragments_dir)
         self.job_progress = JobProgress()
         left = _column(self.model_panel, self.prompt_panel, self.live_preview, self.threshold_panel)
@@ -131,6 +130,9 @@ class StudioWindow(QMainWindow):
             self.show_error("Busy", "Another job is running; wait for it or cancel it first.")
             return None
         self._job_title, self._job_on_result, self._job_outcome = title, on_result, "failed"
+        self._start_sampler(title)
+        if kwargs.pop("with_sampler", False):
+            kwargs["sampler"] = self.sampler
         worker = CoreWorker(fn, *args, name=title, **kwargs)
         worker.started.connect(self._on_job_started)
         worker.progress_changed.connect(self._on_job_progress)
@@ -141,9 +143,20 @@ class StudioWindow(QMainWindow):
         self._update_enabled(busy=True)
         return worker
 
+    def _start_sampler(self, title: str) -> None:
+        from core.profiling.memory import MemorySampler
+
+        device = self.session.summary["device"] if self.session is not None else None
+        self.sampler = MemorySampler(interval_s=0.1, device=device).start()
+        self.memory_plot.follow(self.sampler, title)
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        self.memory_plot.stop_following()
+
     def _on_job_started(self) -> None:
         self.job_progress.set_running(self._job_title)
-        self.memory_plot.start()
 
     def _on_job_progress(self, event) -> None:
         self.job_progress.set_progress(event)
@@ -169,8 +182,7 @@ class StudioWindow(QMainWindow):
 
     def _on_worker_finished(self) -> None:
         """The job's thread is over (its result, error or cancellation already handled): tell the views."""
-        self.memory_plot.poll()
-        self.memory_plot.stop()
+        self._stop_sampler()
         self.job_progress.set_idle(f"{self._job_title}: {self._job_outcome}")
         self._update_enabled()
         self.job_finished.emit(self._job_title, self._job_outcome)
@@ -198,7 +210,6 @@ class StudioWindow(QMainWindow):
 
     def _on_model_loaded(self, session) -> None:
         self.session = session
-        self.memory_source.device = session.summary["device"]
         self.profile, self.scores, self.selection = None, {}, None
         self.model_panel.show_summary(session.summary)
         if session.loaded.source != "builtin":
@@ -214,7 +225,8 @@ class StudioWindow(QMainWindow):
             self.show_error("Check the prompts", str(exc))
             return
         self.reference_images = {}
-        self.run_job("Profile", jobs.profile_job, self.session, **request, on_result=self._on_profiled)
+        self.run_job("Profile", jobs.profile_job, self.session, **request, with_sampler=True,
+                     on_result=self._on_profiled)
 
     def _on_profiled(self, result) -> None:
         self.profile, self.reference_images = result.profile, result.images
@@ -339,9 +351,9 @@ class StudioWindow(QMainWindow):
     # -- closing ------------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802
         self.save_settings()
-        self.memory_plot.stop()
         if not self.workers.shutdown(60000):
             log.error("Some jobs did not stop in time; closing anyway.")
+        self._stop_sampler()
         super().closeEvent(event)
 
 

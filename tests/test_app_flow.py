@@ -85,6 +85,9 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert heatmap.data.names == structure.names
     assert heatmap.data.matrix().shape == (len(structure.names), int(structure.heads.max()))
     assert window.live_preview.has_image()
+    assert window.profile.meta["memory"]["samples"] >= 2  # the job's sampler went into the profile
+    # the plot follows the whole job (profile, then the images), the profile records its own part
+    assert window.memory_plot.peak[1] * 2**20 >= window.profile.meta["memory"]["peak_rss_bytes"]
 
     cross = next(n for n in structure.names if n.endswith("attn2"))
     with qtbot.waitSignal(heatmap.head_clicked):

@@ -110,20 +110,27 @@ def test_memory_plot_keeps_one_curve_per_series_and_marks_the_peak(qtbot):
     assert plot.curves["allocated"] is curve and len(plot.curves) == 2
     xs, ys = curve.getData()
     assert list(ys) == [100.0, 250.0, 180.0, 120.0, 90.0] and list(xs) == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert plot.peak == (1.0, 250.0) and plot.peak_text.toPlainText() == "peak 250 MB"
+    assert plot.peak == (1.0, 250.0) and plot.peak_text.toPlainText() == "peak allocated 250 MB"
 
 
-def test_memory_plot_polls_its_source_with_a_timer(qtbot):
-    from app.memory_source import MemorySource
+def test_memory_plot_follows_cores_memory_sampler(qtbot):
+    from core.profiling.memory import MemorySampler
 
-    plot = MemoryPlot(MemorySource(), interval_ms=20)
+    plot = MemoryPlot(interval_ms=20)
     qtbot.addWidget(plot)
-    plot.start()
-    qtbot.waitUntil(lambda: len(plot.times) >= 3, timeout=5000)
-    plot.stop()
+    plot.add_sample(0.0, {"RSS": 99999.0})  # an earlier job's curve is cleared when a new job starts
+    curve = plot.curves["RSS"]
+    sampler = MemorySampler(interval_s=0.02).start()
+    try:
+        plot.follow(sampler, "Profile")
+        qtbot.waitUntil(lambda: len(plot.series["RSS"]) >= 5, timeout=5000)
+    finally:
+        sampler.stop()
+    plot.stop_following()
     rss = list(plot.series["RSS"])
-    assert all(value > 10 for value in rss)  # this process's resident memory, in MB
-    assert plot.peak[1] == max(rss)
+    assert plot.curves["RSS"] is curve and len(rss) == len(sampler)  # every sample, once
+    assert all(10 < value < 99999 for value in rss)  # this process's resident memory, in MB
+    assert plot.peak[1] == max(rss) and not plot.timer.isActive()
 
 
 def test_settings_remember_recent_models(tmp_path):

@@ -90,7 +90,7 @@ class ProfileResult:
 MAX_MAP_HEADS = 200  # spatial maps for every cross-attention head when the model is this small (built-in)
 
 
-def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: float, size: int,
+def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: float, size: int, sampler=None,
                 progress=None, token=None) -> ProfileResult:
     """Profiles the heads, then makes one image per prompt (first seed) to draw head maps over."""
     from core.profiling import ProfilerConfig, profile_model
@@ -99,7 +99,7 @@ def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: flo
     cross = [n for n in session.structure.names if n.endswith("attn2")]
     maps = cross if session.structure.total_heads <= MAX_MAP_HEADS else None
     profile = profile_model(session.loaded, list(prompts), list(seeds), steps, guidance=guidance, size=(size, size),
-                            config=ProfilerConfig(spatial_map_modules=maps), progress=sink)
+                            config=ProfilerConfig(spatial_map_modules=maps), progress=sink, sampler=sampler)
     images = {}
     for index, prompt in enumerate(prompts):
         image, _, _ = _generate_one(session.loaded.pipe, prompt, seeds[0], steps, guidance, size, sink,
