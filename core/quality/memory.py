@@ -1,12 +1,13 @@
 """Peak memory of a block of work: CUDA peak allocated on a GPU, peak resident set size (RSS) on the CPU.
 
-On the CPU the peak RSS is sampled by a background thread (psutil), so very short spikes can be missed;
-the report records the method next to the number.
+On the CPU the peak RSS is sampled every 2 ms (core.profiling.MemorySampler, psutil), so very short spikes
+can be missed; the report records the method next to the number. Before a CPU measurement, freed heap memory
+is handed back to the system (glibc `malloc_trim`): otherwise memory freed by an earlier run hides this run's
+increase. Two pipelines in one process are compared by `working` memory = own weights + increase.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 MB = 1024 * 1024
@@ -52,47 +53,42 @@ def release_freed_heap() -> bool:
 
 
 class measure_peak_memory:
-    """`with measure_peak_memory(device) as peak: work()`; then read `peak.peak_bytes`."""
+    """`with measure_peak_memory(device) as peak: work()`; then read `peak.peak_bytes`.
+
+    Sampling is done by the profiler's `core.profiling.MemorySampler` (RSS always; torch's allocated and
+    peak-allocated bytes on CUDA), started after freed heap memory was returned to the system."""
 
     def __init__(self, device="cpu", interval_s: float = 0.002):
-        self.device = device
+        self.device = str(device)
         self.interval_s = interval_s
-        self.result = PeakMemory("cuda_max_memory_allocated" if _is_cuda(device) else "rss_sampler")
-        self._stop = threading.Event()
-        self._thread = None
+        self.result = PeakMemory("cuda_max_memory_allocated" if _is_cuda(self.device) else "rss_sampler")
+        self._sampler = None
 
     def __enter__(self) -> PeakMemory:
+        from core.profiling.memory import MemorySampler
+
         if _is_cuda(self.device):
             import torch
 
             torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.result.before_bytes = torch.cuda.memory_allocated(self.device)
-            self.result.peak_bytes = self.result.before_bytes
         else:
-            import psutil
-
             release_freed_heap()
-            self._process = psutil.Process()
-            self.result.before_bytes = self.result.peak_bytes = self._process.memory_info().rss
-            self._thread = threading.Thread(target=self._sample, name="peak-rss-sampler", daemon=True)
-            self._thread.start()
+        self._sampler = MemorySampler(interval_s=self.interval_s, device=self.device).start()
+        first = self._sampler.samples()[0]
+        self.result.before_bytes = self._value(first, before=True)
+        self.result.peak_bytes = self.result.before_bytes
         return self.result
 
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            rss = self._process.memory_info().rss
-            if rss > self.result.peak_bytes:
-                self.result.peak_bytes = rss
-            self._stop.wait(self.interval_s)
+    def _value(self, sample, before: bool = False) -> int:
+        if _is_cuda(self.device):
+            return int(sample.cuda_allocated_bytes if before else sample.cuda_peak_bytes)
+        return int(sample.rss_bytes)
 
     def __exit__(self, *exc) -> None:
         if _is_cuda(self.device):
             import torch
 
             torch.cuda.synchronize(self.device)
-            self.result.peak_bytes = max(self.result.peak_bytes, torch.cuda.max_memory_allocated(self.device))
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.result.peak_bytes = max(self.result.peak_bytes, self._process.memory_info().rss)
+        self._sampler.stop()
+        samples = self._sampler.samples()
+        self.result.peak_bytes = max([self.result.peak_bytes] + [self._value(s) for s in samples])
