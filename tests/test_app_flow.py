@@ -153,13 +153,15 @@ def check_saved_fragment(window):
 
 def test_cancel_mid_profile_leaves_the_app_usable(qtbot, window):
     load_builtin(qtbot, window)
-    set_short_profile(window, steps=50)
+    set_short_profile(window, steps=30)
     outcomes = []
     window.job_finished.connect(lambda t, o: outcomes.append((t, o)))
     qtbot.mouseClick(window.prompt_panel.profile_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.job_progress.cancel_button.isEnabled() and window.job_progress.bar.value() >= 1,
-                    timeout=JOB_TIMEOUT_MS)  # the profile is under way: at least one step done
-    assert outcomes == [] and window.workers.is_busy()
+    # the job first makes the prompt's image, then profiles: wait until profiling steps are under way
+    qtbot.waitUntil(lambda: "seed 0" in window.job_progress.label.text(), timeout=JOB_TIMEOUT_MS)
+    assert outcomes == [] and window.workers.is_busy() and window.job_progress.cancel_button.isEnabled()
+    assert window.live_preview.has_image()  # the image of the prompt being profiled
+    assert "ETA" in window.job_progress.label.text()
     with qtbot.waitSignal(window.job_finished, timeout=60_000):
         qtbot.mouseClick(window.job_progress.cancel_button, Qt.MouseButton.LeftButton)
     assert outcomes == [("Profile", "cancelled")]

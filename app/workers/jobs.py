@@ -92,20 +92,36 @@ MAX_MAP_HEADS = 200  # spatial maps for every cross-attention head when the mode
 
 def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: float, size: int, sampler=None,
                 progress=None, token=None) -> ProfileResult:
-    """Profiles the heads, then makes one image per prompt (first seed) to draw head maps over."""
+    """Makes one image per prompt (first seed) to show while profiling and to draw head maps over, then
+    profiles the heads. Progress counts denoising steps of both parts, so the ETA covers the whole job."""
     from core.profiling import ProfilerConfig, profile_model
 
     sink = as_sink(progress, token)
-    cross = [n for n in session.structure.names if n.endswith("attn2")]
-    maps = cross if session.structure.total_heads <= MAX_MAP_HEADS else None
-    profile = profile_model(session.loaded, list(prompts), list(seeds), steps, guidance=guidance, size=(size, size),
-                            config=ProfilerConfig(spatial_map_modules=maps), progress=sink, sampler=sampler)
+    prompts, seeds = list(prompts), list(seeds)
+    image_steps = len(prompts) * steps
+    total = image_steps + len(prompts) * len(seeds) * steps
     images = {}
     for index, prompt in enumerate(prompts):
-        image, _, _ = _generate_one(session.loaded.pipe, prompt, seeds[0], steps, guidance, size, sink,
-                                    f"image for prompt {index + 1}")
+        def relay(event, _before=index * steps, _index=index):
+            sink.report(_before + event.done, total, f"image for prompt {_index + 1}: {event.message}")
+
+        image, _, _ = _generate_one(session.loaded.pipe, prompt, seeds[0], steps, guidance, size,
+                                    as_sink(relay, sink.token), "")
         images[index] = image
-        sink.report(index + 1, len(prompts), f"image for prompt {index + 1} ready", {"image": image})
+        sink.report((index + 1) * steps, total, f"image for prompt {index + 1} ready",
+                    {"image": image, "prompt_index": index})
+    cross = [n for n in session.structure.names if n.endswith("attn2")]
+    maps = cross if session.structure.total_heads <= MAX_MAP_HEADS else None
+
+    def relay_profile(event):
+        payload = dict(event.payload or {})
+        if "prompt_index" in payload:
+            payload["image"] = images.get(payload["prompt_index"])  # the prompt being profiled now
+        sink.report(image_steps + event.done, total, event.message, payload)
+
+    profile = profile_model(session.loaded, prompts, seeds, steps, guidance=guidance, size=(size, size),
+                            config=ProfilerConfig(spatial_map_modules=maps), progress=relay_profile,
+                            token=sink.token, sampler=sampler)
     return ProfileResult(profile, images)
 
 
@@ -120,7 +136,7 @@ def _generate_one(pipe, prompt, seed, steps, guidance, size, sink, label):
     from core.generation import generate_images
 
     def relay(event):
-        sink.report(event.done, event.total, f"{label}: {event.message}")
+        sink.report(event.done, event.total, f"{label}: {event.message}" if label else event.message)
 
     start = time.perf_counter()
     [(image, params)] = generate_images(pipe, [prompt], [seed], steps, guidance, (size, size), progress=relay,
