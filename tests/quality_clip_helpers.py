@@ -17,7 +17,7 @@ TINY_CLIP_CONFIG = {
 }
 
 
-def write_tiny_clip(folder: Path, seed: int = 0) -> "tuple[Path, Path]":
+def write_tiny_clip(folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """Writes (config JSON, weights file) for a seeded random tiny CLIP; returns both paths."""
     import open_clip
     import torch

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 from core.errors import CancelledError
 from core.progress import CancelToken
 from core.quality.evaluate import EvalConfig, evaluate_pair
 from core.quality.metrics import Availability, ClipScorer
 from core.quality.perf import GenerationSettings
-from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 from core.quality.images import difference_image, to_rgb_array
 from core.quality.metrics import (
@@ -14,7 +15,6 @@ from core.quality.metrics import (
     phash_distance,
     ssim,
 )
-from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 
 def _scene(seed: int, size: int = 64) -> np.ndarray:

@@ -52,8 +52,8 @@ def _evaluation(with_perf=True):
 
 
 def _report(**kw):
-    args = dict(model={"name": "builtin:shapes", "hash": "abc"}, fragment={"path": "frag", "manifest": {}},
-                settings={"prompts": ["a red circle", "a blue square"], "seeds": [0], "steps": 2})
+    args = {"model": {"name": "builtin:shapes", "hash": "abc"}, "fragment": {"path": "frag", "manifest": {}},
+            "settings": {"prompts": ["a red circle", "a blue square"], "seeds": [0], "steps": 2}}
     args.update(kw)
     return build_report(_evaluation(args.pop("with_perf", True)), **args)
 
@@ -147,3 +147,16 @@ def test_manifest_sections_from_the_report(tmp_path):
     assert data["quality_eval"]["report_path"] == "reports/x.json"
     assert data["performance"]["fragment_latency_ms"] == 800.0
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_reuse_evaluation_of_another_model_does_not_count():
+    reuse = {"model": {"hash": "0" * 64}, "paraphrase_pass_rate": 0.9, "lookup_hit_rate": 0.8,
+             "paraphrases_tested": 10}
+    same = _report(model={"name": "m", "hash": "0" * 64}, reuse_eval=reuse, reuse_source="r.json")
+    assert same["metrics"]["reuse.paraphrase_pass_rate"] == 0.9
+    assert same["metrics"]["reuse.fragment_hit_rate"] == 0.8  # reuse-eval's lookup hit rate
+    assert "10 paraphrases" in same["metric_notes"]["reuse.paraphrase_pass_rate"]
+    other = _report(model={"name": "m", "hash": "1" * 64}, reuse_eval=reuse, reuse_source="r.json")
+    assert other["metrics"]["reuse.paraphrase_pass_rate"] is None
+    assert "not this model" in other["metric_notes"]["reuse.paraphrase_pass_rate"]
+    assert {h["id"]: h["verdict"] for h in other["hypotheses"]}["H3"] == "NOT MEASURED"

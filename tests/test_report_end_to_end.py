@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 from core.cli.main import main
-from quality_clip_helpers import TINY_CLIP_NAME, write_tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
 
 
 def test_bad_inputs_are_user_errors(setup, capsys):
-    tmp_path, fragment_dir, common = setup
+    tmp_path, _fragment_dir, common = setup
     assert main(common + ["--no-perf", "--out", str(tmp_path / "r.txt")]) == 2
     assert "ending in .json" in capsys.readouterr().err
     assert main(common + ["--no-perf", "--baseline", str(tmp_path / "nope.json"), "--out",

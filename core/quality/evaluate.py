@@ -7,8 +7,8 @@ raw measurements; `core.report` turns them into the versioned report and the hyp
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from core.progress import as_sink
 from core.quality.metrics import Availability, ClipScorer, lpips_availability, phash_distance, ssim
@@ -41,7 +41,7 @@ class EvalConfig:
     max_batch: int = 8  # throughput sweep: 1, 2, 4, ... up to this, or until out of memory
     measure_performance: bool = True
     measure_profiling_overhead: bool = True  # with performance: profiled vs plain generation of the base
-    scenes: Optional[Sequence] = None  # built-in model: the scene each prompt describes (scene checker)
+    scenes: Sequence | None = None  # built-in model: the scene each prompt describes (scene checker)
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _accuracy(flags):
     return sum(judged) / len(judged) if judged else None
 
 
-def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: Optional[ClipScorer]) -> dict:
+def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: ClipScorer | None) -> dict:
     if base_scores is None:
         return {"available": False, "reason": status.reason}
     base_mean, fragment_mean = _mean(base_scores), _mean(fragment_scores)
@@ -82,7 +82,7 @@ def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: O
     }
 
 
-def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: Optional[ClipScorer],
+def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: ClipScorer | None,
                       clip_status: Availability, seeds_per_image=None, scenes_per_image=None):
     """Per-sample SSIM / pHash / CLIP and their summary for two equally long image lists."""
     if len(base_images) != len(fragment_images):
@@ -129,8 +129,8 @@ def quality_of_images(prompts_per_image, base_images, fragment_images, scorer: O
     return samples, summarize_clip(base_scores, fragment_scores, clip_status, scorer), quality
 
 
-def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: Optional[ClipScorer] = None,
-                  clip_status: Optional[Availability] = None, lpips_weights=None,
+def evaluate_pair(base_pipe, fragment_pipe, config: EvalConfig, scorer: ClipScorer | None = None,
+                  clip_status: Availability | None = None, lpips_weights=None,
                   progress=None, token=None) -> PairEvaluation:
     sink = as_sink(progress, token)
     prompts, seeds = list(config.prompts), [int(s) for s in config.seeds]

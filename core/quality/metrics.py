@@ -7,9 +7,9 @@ from local files. Nothing here ever downloads anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class ClipScorer:
     @classmethod
     def from_local_weights(
         cls, model_name: str, weights_path, config_path=None, device: str = "cpu"
-    ) -> "ClipScorer":
+    ) -> ClipScorer:
         """Builds an open_clip model `model_name` (a known name, or one defined by `config_path`, a JSON with
         embed_dim / vision_cfg / text_cfg) and loads `weights_path`, a local file. Never downloads."""
         from core.offline import ensure_offline
@@ -143,8 +143,8 @@ class Availability:
 
 
 def clip_scorer_for(
-    loaded, clip_model: Optional[str] = None, clip_weights=None, clip_config=None, device: str = "cpu"
-) -> "tuple[Optional[ClipScorer], Availability]":
+    loaded, clip_model: str | None = None, clip_weights=None, clip_config=None, device: str = "cpu"
+) -> tuple[ClipScorer | None, Availability]:
     """The CLIP scorer for a model: a configured local checkpoint, else the built-in tiny CLIP for the
     built-in model. Returns (None, reason) when none is available, instead of failing the whole report."""
     if clip_weights is not None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
 
 from core.progress import as_sink
 from core.quality.memory import MB, measure_peak_memory
@@ -20,8 +20,8 @@ from core.quality.memory import MB, measure_peak_memory
 class GenerationSettings:
     steps: int = 8
     guidance: float = 7.5
-    height: Optional[int] = None
-    width: Optional[int] = None
+    height: int | None = None
+    width: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +102,7 @@ def measure_latency(pipe, prompt: str, seed: int, settings: GenerationSettings, 
 
 
 def measure_latency_pair(base_pipe, fragment_pipe, prompt: str, seed: int, settings: GenerationSettings,
-                         repeats: int = 3, warmup: int = 1) -> "tuple[dict, dict]":
+                         repeats: int = 3, warmup: int = 1) -> tuple[dict, dict]:
     """Latency of two pipelines measured alternately (A B A B ...), so a machine that slows down or speeds
     up during the measurement affects both alike."""
     pipes = {"base": base_pipe, "fragment": fragment_pipe}
@@ -123,7 +123,7 @@ def measure_latency_pair(base_pipe, fragment_pipe, prompt: str, seed: int, setti
 
 
 def measure_peak_pair(base_pipe, fragment_pipe, prompt: str, seed: int, settings: GenerationSettings,
-                      repeats: int = 3) -> "tuple[dict, dict]":
+                      repeats: int = 3) -> tuple[dict, dict]:
     """`measure_peak` of two pipelines, alternately, before any larger batch has grown the heap."""
     runs = {"base": [], "fragment": []}
     for _ in range(max(1, repeats)):
@@ -169,7 +169,7 @@ def measure_throughput(pipe, prompt: str, settings: GenerationSettings, max_batc
             start = time.perf_counter()
             generate(pipe, [prompt] * size, list(range(size)), settings)
             _sync(device)
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory ends the sweep; the rest propagates
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             _free_after_oom(device)
@@ -201,7 +201,7 @@ def measure_throughput(pipe, prompt: str, settings: GenerationSettings, max_batc
     }
 
 
-def batch_speedup(batched_images_per_min: Optional[float], sequential_images_per_min: Optional[float]):
+def batch_speedup(batched_images_per_min: float | None, sequential_images_per_min: float | None):
     if not batched_images_per_min or not sequential_images_per_min:
         return None
     return batched_images_per_min / sequential_images_per_min
@@ -233,7 +233,7 @@ def resident_weight_bytes(pipe) -> dict:
 
 @dataclass
 class BreakEven:
-    variants: Optional[float]  # None = never
+    variants: float | None  # None = never
     reason: str = ""
     inputs: dict = field(default_factory=dict)
 
@@ -246,8 +246,8 @@ class BreakEven:
                 **self.inputs}
 
 
-def break_even(profile_s: Optional[float], extract_s: Optional[float], base_latency_ms: Optional[float],
-               fragment_latency_ms: Optional[float]) -> Optional[BreakEven]:
+def break_even(profile_s: float | None, extract_s: float | None, base_latency_ms: float | None,
+               fragment_latency_ms: float | None) -> BreakEven | None:
     """N = (profile + extract time) / (base latency - fragment latency): the number of images after which
     the time spent making the fragment is paid back. "never" when the fragment is not faster.
     None when an input is missing (not measured)."""

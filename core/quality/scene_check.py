@@ -5,12 +5,12 @@ Prompts that do not name a colour and a shape for every object have no reference
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 DEFAULT_SCENE_SEEDS = (11, 12, 13, 14)
 
 
-def builtin_prompt_scenes(seeds: Sequence[int] = DEFAULT_SCENE_SEEDS) -> "tuple[list[str], list]":
+def builtin_prompt_scenes(seeds: Sequence[int] = DEFAULT_SCENE_SEEDS) -> tuple[list[str], list]:
     """(prompts, scenes): canonical captions of single-object scenes drawn from the training split."""
     from core.shapes.captions import caption
     from core.shapes.scene import scene_from_seed
@@ -48,12 +48,12 @@ def scene_from_prompt(prompt: str):
 
 def scene_checks(images, scenes: Sequence) -> list:
     """One bool per image: the requested colour x shape objects are there and nothing else."""
-    from core.shapes.checker import check_image
     from core.quality.images import to_rgb_array
+    from core.shapes.checker import check_image
 
     return [bool(check_image(to_rgb_array(image), scene).colour_shape_ok) for image, scene in zip(images, scenes)]
 
 
-def accuracy(flags) -> Optional[float]:
+def accuracy(flags) -> float | None:
     flags = list(flags)
     return sum(flags) / len(flags) if flags else None

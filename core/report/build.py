@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-from typing import Optional
 
 from core.quality.memory import MB
 from core.quality.perf import break_even
@@ -79,7 +78,7 @@ EXTRA_ROWS = (
 )
 
 
-def _find_number(data, names) -> Optional[float]:
+def _find_number(data, names) -> float | None:
     """First numeric value under any of `names`, searched depth-first through nested dicts."""
     if not isinstance(data, dict):
         return None
@@ -100,13 +99,20 @@ EXTRACT_TIME_KEYS = ("extract_s", "extract_seconds", "extraction_s", "extraction
 OVERHEAD_KEYS = ("profiling_overhead", "overhead_fraction", "profiling_overhead_fraction")
 
 
-def reuse_numbers(reuse_eval: Optional[dict]) -> dict:
-    """Paraphrase pass rate and fragment hit rate from a `headroom reuse-eval` JSON (fractions 0..1)."""
+def reuse_numbers(reuse_eval: dict | None, model_hash: str | None = None) -> dict:
+    """Paraphrase pass rate and fragment (lookup) hit rate from a `headroom reuse-eval` JSON (fractions 0..1).
+    A reuse evaluation of another model does not count for this one."""
+    out = {"paraphrase_pass_rate": None, "fragment_hit_rate": None, "mismatch": None}
     if not reuse_eval:
-        return {"paraphrase_pass_rate": None, "fragment_hit_rate": None}
-    out = {}
+        return out
+    eval_hash = (reuse_eval.get("model") or {}).get("hash")
+    if model_hash and eval_hash and eval_hash != model_hash:
+        out["mismatch"] = f"the reuse evaluation is of model {eval_hash[:12]}..., not this model ({model_hash[:12]}...)"
+        return out
+    out["paraphrases_tested"] = reuse_eval.get("paraphrases_tested")
+    out["similarity_metric"] = reuse_eval.get("similarity_metric")
     for key, names in (("paraphrase_pass_rate", ("paraphrase_pass_rate", "pass_rate")),
-                       ("fragment_hit_rate", ("fragment_hit_rate", "hit_rate"))):
+                       ("fragment_hit_rate", ("fragment_hit_rate", "lookup_hit_rate", "hit_rate"))):
         value = _find_number(reuse_eval, names)
         if value is not None and value > 1.0:  # given in percent
             value /= 100.0
@@ -131,9 +137,9 @@ def environment(device: str) -> dict:
 
 
 def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, device: str = "cpu",
-                 profile_s: Optional[float] = None, extract_s: Optional[float] = None,
-                 profiling_overhead: Optional[float] = None, heads_removed: Optional[int] = None,
-                 reuse_eval: Optional[dict] = None, reuse_source: Optional[str] = None) -> dict:
+                 profile_s: float | None = None, extract_s: float | None = None,
+                 profiling_overhead: float | None = None, heads_removed: int | None = None,
+                 reuse_eval: dict | None = None, reuse_source: str | None = None) -> dict:
     """`evaluation`: a `core.quality.evaluate.PairEvaluation`. `fragment` may carry a `manifest` dict, from
     which profile/extract times and the profiling overhead are read when not given."""
     from core import __version__ as headroom_version
@@ -203,13 +209,18 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
         notes["performance.profiling_overhead"] = (perf.get("profiling_overhead") or {}).get(
             "reason", "not measured (performance skipped) and not recorded in the fragment's manifest")
 
-    reuse = reuse_numbers(reuse_eval)
+    reuse = reuse_numbers(reuse_eval, model.get("hash"))
     metrics["reuse.paraphrase_pass_rate"] = reuse["paraphrase_pass_rate"]
     metrics["reuse.fragment_hit_rate"] = reuse["fragment_hit_rate"]
     for key in ("reuse.paraphrase_pass_rate", "reuse.fragment_hit_rate"):
-        if metrics[key] is None:
+        if reuse["mismatch"]:
+            notes[key] = "not used: " + reuse["mismatch"]
+        elif metrics[key] is None:
             notes[key] = ("not in the reuse evaluation " + reuse_source if reuse_source
                           else "no reuse evaluation given (--reuse-eval FILE from headroom reuse-eval)")
+        else:
+            notes[key] = f"from {reuse_source}" + (
+                f" ({reuse['paraphrases_tested']} paraphrases)" if reuse.get("paraphrases_tested") else "")
 
     be = break_even(profile_s, extract_s, metrics["performance.base_latency_ms"],
                     metrics["performance.fragment_latency_ms"])

@@ -7,9 +7,10 @@ written back through it too, atomically.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from core.errors import FragmentError
 from core.report.manifest_fields import performance_from_report, quality_eval_from_report
@@ -20,8 +21,8 @@ class OpenedFragment:
     pipe: Any
     info: dict  # path, name, manifest (dict) for the report
     prompts: list = field(default_factory=list)
-    steps: Optional[int] = None
-    heads_removed: Optional[int] = None
+    steps: int | None = None
+    heads_removed: int | None = None
     write_quality: Callable = None  # (report, report_path) -> path of the manifest written
 
 
@@ -43,7 +44,7 @@ def _manifest_dict(manifest) -> dict:
     return dict(manifest)
 
 
-def _heads_removed(manifest: dict) -> Optional[int]:
+def _heads_removed(manifest: dict) -> int | None:
     pruning = manifest.get("pruning") or {}
     total, kept = pruning.get("heads_total"), pruning.get("heads_kept")
     if isinstance(total, int) and isinstance(kept, int):

@@ -53,8 +53,8 @@ def plots(report: dict) -> str:
 
 
 def image_grid(report: dict, base_images, fragment_images, scale: int = 2, limit: int = 16) -> str:
-    rows = ["<table class='grid'><tr><th>#</th><th>prompt / seed</th><th>base</th><th>fragment</th>"
-            "<th>difference (x4)</th><th>SSIM</th><th>pHash</th><th>CLIP base / fragment</th></tr>"]
+    rows = [("<table class='grid'><tr><th>#</th><th>prompt / seed</th><th>base</th><th>fragment</th>"
+             "<th>difference (x4)</th><th>SSIM</th><th>pHash</th><th>CLIP base / fragment</th></tr>")]
     samples = report.get("samples", [])
     for i, (a, b) in enumerate(list(zip(base_images, fragment_images))[:limit]):
         s = samples[i] if i < len(samples) else {}

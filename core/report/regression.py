@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from core.errors import HeadRoomError
 
@@ -14,8 +13,8 @@ from core.errors import HeadRoomError
 @dataclass(frozen=True)
 class Tolerance:
     better: str  # "lower" or "higher"
-    abs: Optional[float] = None  # allowed change in the bad direction, in the metric's unit
-    rel: Optional[float] = None  # ... or as a fraction of the baseline value
+    abs: float | None = None  # allowed change in the bad direction, in the metric's unit
+    rel: float | None = None  # ... or as a fraction of the baseline value
 
     def allowed(self, baseline: float) -> float:
         limits = [t for t in (self.abs, None if self.rel is None else self.rel * abs(baseline)) if t is not None]
@@ -82,7 +81,7 @@ def load_report(path) -> dict:
     return data
 
 
-def compare_metrics(current: dict, baseline: dict, tolerances: Optional[dict] = None) -> dict:
+def compare_metrics(current: dict, baseline: dict, tolerances: dict | None = None) -> dict:
     """Returns {"drifted": [...], "improved": [...], "compared": n}. Each entry: metric, baseline, current,
     change, allowed, why."""
     tol = dict(DEFAULT_TOLERANCES)

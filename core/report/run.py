@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from core.errors import HeadRoomError
 from core.io import write_json_atomic, write_text_atomic
@@ -26,14 +25,14 @@ class ReportInputs:
     fragment: dict  # path, name, manifest (dict, optional), ...
     config: EvalConfig
     device: str = "cpu"
-    heads_removed: Optional[int] = None
-    profile_s: Optional[float] = None
-    extract_s: Optional[float] = None
-    profiling_overhead: Optional[float] = None
-    reuse_eval_path: Optional[str] = None
-    baseline_path: Optional[str] = None
+    heads_removed: int | None = None
+    profile_s: float | None = None
+    extract_s: float | None = None
+    profiling_overhead: float | None = None
+    reuse_eval_path: str | None = None
+    baseline_path: str | None = None
     tolerances: dict = field(default_factory=dict)
-    lpips_weights: Optional[str] = None
+    lpips_weights: str | None = None
 
 
 def read_prompts_file(path) -> list:
@@ -77,8 +76,8 @@ def count_heads(unet) -> int:
     return sum(int(m.heads) for _, m in unet.named_modules() if hasattr(m, "heads") and hasattr(m, "to_q"))
 
 
-def run_report(base_pipe, fragment_pipe, inputs: ReportInputs, scorer: Optional[ClipScorer] = None,
-               clip_status: Optional[Availability] = None, progress=None, token=None):
+def run_report(base_pipe, fragment_pipe, inputs: ReportInputs, scorer: ClipScorer | None = None,
+               clip_status: Availability | None = None, progress=None, token=None):
     """Returns (report dict, PairEvaluation). Reads the baseline first so a bad path fails before the work."""
     sink = as_sink(progress, token)
     baseline = load_report(inputs.baseline_path) if inputs.baseline_path else None
@@ -106,7 +105,7 @@ def html_path_for(json_path) -> Path:
     return Path(json_path).with_suffix(".html")
 
 
-def write_report_files(report: dict, evaluation, json_path, html_path=None) -> "tuple[Path, Path]":
+def write_report_files(report: dict, evaluation, json_path, html_path=None) -> tuple[Path, Path]:
     """Writes the JSON report and its HTML summary atomically; returns both paths."""
     json_path = Path(json_path)
     html_path = Path(html_path) if html_path else html_path_for(json_path)

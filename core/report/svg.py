@@ -25,8 +25,8 @@ def line_chart(series: dict, title: str, x_label: str, y_label: str, width: int 
     ys = [y for points in series.values() for _, y in points]
     left, right, top, bottom = 56, 16, 28, 40
     pw, ph = width - left - right, height - top - bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+              f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">'),
              f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>']
     if not xs or not ys:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">not measured</text></svg>')
@@ -63,8 +63,8 @@ def bar_chart(groups: dict, title: str, unit: str, width: int = 420, height: int
     groups with different units (ms, MB) can sit side by side; the value is written on each bar."""
     left, right, top, bottom = 16, 16, 28, 40
     pw, ph = width - left - right, height - top - bottom
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">',
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+              f'aria-label="{escape(title)}" font-family="sans-serif" font-size="11">'),
              f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13">{escape(title)}</text>']
     names = list(dict.fromkeys(n for g in groups.values() for n in g))
     gw = pw / max(1, len(groups))

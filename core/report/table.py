@@ -24,7 +24,7 @@ def format_value(key: str, value) -> str:
 
 def _rows(headers, rows) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -37,11 +37,11 @@ def format_report(report: dict) -> str:
             rows.append([category if i == 0 else "", METRICS[key][1], format_value(key, metrics.get(key)),
                          note[:90]])
     parts = [
-        f"HeadRoom report (schema v{report['report_schema_version']}) - model {report['model'].get('name')}, "
-        f"fragment {report['fragment'].get('path')}",
-        f"{report['quality']['samples']} samples: {len(report['settings'].get('prompts', []))} prompts x "
-        f"{len(report['settings'].get('seeds', []))} seeds, {report['settings'].get('steps')} steps, "
-        f"device {report['environment'].get('device')}",
+        (f"HeadRoom report (schema v{report['report_schema_version']}) - model {report['model'].get('name')}, "
+         f"fragment {report['fragment'].get('path')}"),
+        (f"{report['quality']['samples']} samples: {len(report['settings'].get('prompts', []))} prompts x "
+         f"{len(report['settings'].get('seeds', []))} seeds, {report['settings'].get('steps')} steps, "
+         f"device {report['environment'].get('device')}"),
         "",
         _rows(["Category", "Metric", "Value", "Note"], rows),
         "",
@@ -50,8 +50,8 @@ def format_report(report: dict) -> str:
     ]
     regression = report.get("regression")
     if regression:
-        parts += ["", f"Regression gate vs {regression.get('baseline')}: {len(regression['drifted'])} drifted, "
-                      f"{len(regression['improved'])} improved, {regression['compared']} compared"]
+        parts += ["", (f"Regression gate vs {regression.get('baseline')}: {len(regression['drifted'])} drifted, "
+                       f"{len(regression['improved'])} improved, {regression['compared']} compared")]
         if regression.get("environment_changes"):
             parts.append("  note: measured on a different setup (" + "; ".join(regression["environment_changes"])
                          + "): timings compare only on the same machine")

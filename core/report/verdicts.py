@@ -11,8 +11,6 @@ Thresholds (roadmap, "Success Metrics"):
 
 from __future__ import annotations
 
-from typing import Optional
-
 PASS, FAIL, NOT_MEASURED = "PASS", "FAIL", "NOT MEASURED"
 
 H1_MAX_CLIP_DELTA = 0.02
@@ -40,7 +38,7 @@ def _verdict(hid: str, threshold: str, measured, verdict: str, reason: str, **ex
             "verdict": verdict, "reason": reason, **extra}
 
 
-def _number(value) -> Optional[float]:
+def _number(value) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
