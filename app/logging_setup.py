@@ -13,7 +13,7 @@ def log_file_path() -> Path:
     return Path(user_log_dir("HeadRoom", appauthor=False)) / "headroom-studio.log"
 
 
-def setup_logging(path: "Path | None" = None) -> Path:
+def setup_logging(path: Path | None = None) -> Path:
     path = Path(path) if path else log_file_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()

@@ -7,8 +7,15 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QMainWindow, QMessageBox, QScrollArea, QSplitter, QStatusBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QStatusBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.settings import StudioSettings
 from app.views.attention_map import AttentionMapView
@@ -38,7 +45,7 @@ class StudioWindow(QMainWindow):
     job_finished = Signal(str, str)  # job name, outcome: "done" | "failed" | "cancelled"
     error_shown = Signal(str)
 
-    def __init__(self, settings: "StudioSettings | None" = None, fragments_dir: "Path | None" = None,
+    def __init__(self, settings: StudioSettings | None = None, fragments_dir: Path | None = None,
                  parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("HeadRoom Studio")
@@ -51,7 +58,7 @@ class StudioWindow(QMainWindow):
         self.selection = None
         self.estimate = None
         self.reference_images: dict = {}  # prompt index -> image generated at the first seed
-        self.last_preview: "dict | None" = None
+        self.last_preview: dict | None = None
         self.errors: list[str] = []
         self._job_title, self._job_on_result, self._job_outcome = "", None, ""
         self._build_views(fragments_dir or default_fragments_dir())
@@ -123,7 +130,7 @@ class StudioWindow(QMainWindow):
                                   "threshold/value": self.threshold_panel.value(), **self.prompt_panel.settings()})
 
     # -- running jobs -------------------------------------------------------------------------------------
-    def run_job(self, title: str, fn, *args, on_result, **kwargs) -> "CoreWorker | None":
+    def run_job(self, title: str, fn, *args, on_result, **kwargs) -> CoreWorker | None:
         """Starts one job. Worker signals go to bound methods of this window, so Qt queues them to the GUI
         thread (a lambda would run in the worker's thread); one job at a time, so the title is state."""
         if self.workers.is_busy():
@@ -195,7 +202,7 @@ class StudioWindow(QMainWindow):
         box.open()  # not exec(): the event loop (and running jobs' progress) keeps going
         self.error_shown.emit(message)
 
-    def _update_enabled(self, busy: "bool | None" = None) -> None:
+    def _update_enabled(self, busy: bool | None = None) -> None:
         busy = self.workers.is_busy() if busy is None else busy
         self.model_panel.set_busy(busy)
         self.prompt_panel.profile_button.setEnabled(not busy and self.session is not None)
@@ -247,9 +254,11 @@ class StudioWindow(QMainWindow):
                 self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
                              on_result=self._on_ablation_scores_ready)
                 return
+            from core.errors import HeadRoomError
+
             try:
                 self.scores[method] = jobs.scores_for(self.profile, method)
-            except Exception as exc:  # a HeadRoomError's message says what to do instead
+            except HeadRoomError as exc:  # e.g. no token mass in this profile: the message says what to do
                 self.show_error("Score unavailable", str(exc))
                 return
             self._show_scores(method)
@@ -349,7 +358,7 @@ class StudioWindow(QMainWindow):
                      on_result=self._on_preview_ready)
 
     # -- closing ------------------------------------------------------------------------------------------
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.save_settings()
         if not self.workers.shutdown(60000):
             log.error("Some jobs did not stop in time; closing anyway.")

@@ -16,9 +16,9 @@ SELF_TEST_THRESHOLD = 40.0
 
 
 class SelfTest:
-    def __init__(self, app, window, screenshot: "str | None") -> None:
+    def __init__(self, app, window, screenshot: str | None) -> None:
         self.app, self.window, self.screenshot = app, window, screenshot
-        self.exit_code: "int | None" = None
+        self.exit_code: int | None = None
         self.reason = ""
         window.job_finished.connect(self._on_job_finished)
         window.error_shown.connect(lambda message: self.fail(f"error dialog: {message}"))
@@ -79,7 +79,7 @@ class SelfTest:
         self.app.quit()
 
 
-def run_self_test(app, screenshot: "str | None" = None, timeout_s: float = 900.0) -> int:
+def run_self_test(app, screenshot: str | None = None, timeout_s: float = 900.0) -> int:
     from app.main_window import StudioWindow
     from app.settings import StudioSettings
 

@@ -17,7 +17,7 @@ def default_settings_path() -> Path:
 
 
 class StudioSettings:
-    def __init__(self, path: "str | Path | None" = None) -> None:
+    def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_settings_path()
         self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
 

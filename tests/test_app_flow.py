@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -37,7 +38,7 @@ def assert_event_loop_answered(ticks, limit_s=0.100):
     """A 10 ms timer kept firing: 95 % of its gaps under 100 ms, none near a freeze. The machine is shared
     (2 cores, other jobs): a lone scheduler hiccup is not the app's doing, a GIL-holding worker or a busy GUI
     thread delays every tick."""
-    gaps = sorted(b - a - 0.010 for a, b in zip(ticks, ticks[1:]))  # latency beyond the 10 ms interval
+    gaps = sorted(b - a - 0.010 for a, b in itertools.pairwise(ticks))  # latency beyond the 10 ms interval
     assert len(gaps) > 10, f"only {len(ticks)} ticks"
     p95 = gaps[int(0.95 * (len(gaps) - 1))]
     assert p95 < limit_s and gaps[-1] < 5 * limit_s, f"gaps p95 {p95 * 1000:.0f} ms, max {gaps[-1] * 1000:.0f} ms"
@@ -126,6 +127,17 @@ def test_load_profile_threshold_preview(qtbot, window):
                                                                  Qt.MouseButton.LeftButton), "Save fragment")
     assert outcome == ("Save fragment", "done"), window.errors
     check_saved_fragment(window)
+
+    window.library.tree.setCurrentItem(window.library.tree.topLevelItem(0))
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.library.open_button,
+                                                                 Qt.MouseButton.LeftButton), "Compare fragment")
+    assert outcome == ("Compare fragment", "done"), window.errors
+    compared = window.last_preview
+    assert compared["fragment_path"] == str(window.last_saved.path)
+    assert compared["base_image"].size == compared["fragment_image"].size == (64, 64)
+    # the saved (physically pruned) fragment draws what the quick preview (logical masks) showed
+    assert compared["ssim"] == pytest.approx(result["ssim"], abs=2e-3)
+    assert window.preview_panel.note.text().startswith(f"Saved fragment {window.last_saved.path.name}")
 
 
 def check_saved_fragment(window):

@@ -196,3 +196,25 @@ def test_model_panel_takes_a_dropped_checkpoint_and_asks_to_load_it(qtbot, tmp_p
     with qtbot.waitSignal(panel.load_requested) as requested:
         qtbot.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
     assert requested.args == [str(checkpoint), "auto", "fp16"]
+
+
+def test_the_window_opens_without_importing_torch_or_diffusers(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from app.main_window import StudioWindow\n"
+        "from app.settings import StudioSettings\n"
+        f"w = StudioWindow(settings=StudioSettings({str(tmp_path / 's.ini')!r}), "
+        f"fragments_dir={str(tmp_path / 'f')!r})\n"
+        "w.show(); app.processEvents()\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'open_clip') if m in sys.modules))\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -55,7 +56,7 @@ def test_signals_arrive_in_order_with_the_result(qtbot):
     assert order[0] == "started" and order[-2:] == [("result_ready", 10), "finished"]
     assert set(order[1:-2]) == {"progress_changed"}
     assert events[-1] == (5, 5, {"i": 4})  # the last report and reports with payloads are never throttled
-    assert all(a[0] < b[0] for a, b in zip(events, events[1:]))
+    assert all(a[0] < b[0] for a, b in itertools.pairwise(events))
 
 
 def test_cancel_stops_at_the_next_report(qtbot):
@@ -98,7 +99,7 @@ def test_event_loop_answers_within_100ms_while_a_job_runs(qtbot):
     with qtbot.waitSignal(worker.finished, timeout=20000):
         worker.start()
     timer.stop()
-    gaps = sorted(b - a - 0.020 for a, b in zip(ticks, ticks[1:]))  # latency beyond the 20 ms interval
+    gaps = sorted(b - a - 0.020 for a, b in itertools.pairwise(ticks))  # latency beyond the 20 ms interval
     assert len(gaps) > 20
     # 95 % under 100 ms and no freeze: the machine is shared, a lone scheduler hiccup is not the worker's doing
     p95 = gaps[int(0.95 * (len(gaps) - 1))]

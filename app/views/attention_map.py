@@ -7,7 +7,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout
 
-
 OVERLAY_OPACITY = 0.6
 
 
@@ -27,7 +26,7 @@ class AttentionMapView(QGroupBox):
         self.map_item.setColorMap(pg.colormap.get("inferno"))
         self.view.addItem(self.base_item)
         self.view.addItem(self.map_item)
-        self._maps: "np.ndarray | None" = None  # (tokens, h, w) for the current head
+        self._maps: np.ndarray | None = None  # (tokens, h, w) for the current head
         row = QHBoxLayout()
         row.addWidget(QLabel("Token"))
         row.addWidget(self.token_combo, 1)
@@ -37,7 +36,7 @@ class AttentionMapView(QGroupBox):
         layout.addWidget(self.graphics, 1)
         self.token_combo.currentIndexChanged.connect(self._on_token_changed)
 
-    def show_map(self, title: str, tokens: "list[str]", maps: np.ndarray, image=None, token: int = 1) -> None:
+    def show_map(self, title: str, tokens: list[str], maps: np.ndarray, image=None, token: int = 1) -> None:
         """`maps`: (tokens, h, w) attention probabilities of one head; `image`: RGB of the same prompt or None."""
         self._maps = maps
         self.title.setText(title)

@@ -6,14 +6,21 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLabel, QPushButton, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout)
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+)
 
 MANIFEST_NAME = "manifest.json"
 COLUMNS = ("fragment", "base model", "heads kept", "SSIM", "saved")
 
 
-def read_summary(folder: Path) -> "dict | None":
+def read_summary(folder: Path) -> dict | None:
     """What the library lists about one fragment, from its manifest; None when there is no readable manifest."""
     try:
         manifest = json.loads((folder / MANIFEST_NAME).read_text("utf-8"))
@@ -37,7 +44,7 @@ def read_summary(folder: Path) -> "dict | None":
 class FragmentLibrary(QGroupBox):
     open_requested = Signal(str)  # fragment folder
 
-    def __init__(self, folder: "str | Path", parent=None) -> None:
+    def __init__(self, folder: str | Path, parent=None) -> None:
         super().__init__("Fragment library", parent)
         self.folder = Path(folder)
         self.tree = QTreeWidget()

@@ -85,14 +85,14 @@ class HeadHeatmap(QWidget):
         self.caption.setText(f"{len(data.names)} attention modules × up to {grid.shape[1]} heads, coloured by "
                              f"{data.label}. Red × = pruned. Wheel/drag to scroll modules, click a head for its map.")
 
-    def set_pruned(self, pruned: dict[str, "list[int] | set[int]"]) -> None:
+    def set_pruned(self, pruned: dict[str, list[int] | set[int]]) -> None:
         self.pruned = {name: set(heads) for name, heads in pruned.items()}
         self._draw_pruned()
 
     def pruned_count(self) -> int:
         return len(self.pruned_marks.data)
 
-    def cell_at(self, x: float, y: float) -> "tuple[str, int] | None":
+    def cell_at(self, x: float, y: float) -> tuple[str, int] | None:
         if self.data is None:
             return None
         row, col = int(np.floor(y)), int(np.floor(x))

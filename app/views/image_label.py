@@ -44,7 +44,7 @@ class ImageLabel(QLabel):
     def has_image(self) -> bool:
         return self._pixmap is not None
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._rescale()
 

@@ -4,8 +4,16 @@ device and dtype; shows what was loaded (architecture, parameters, heads)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+)
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -86,11 +94,11 @@ class ModelPanel(QGroupBox):
     def show_message(self, text: str) -> None:
         self.summary.setText(text)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
         if urls:
             self.set_spec(urls[0].toLocalFile())

@@ -4,8 +4,17 @@ quality/latency numbers core measured (SSIM, CLIP delta, pHash distance, latency
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
 
 from app.views.image_label import ImageLabel
 
@@ -62,7 +71,7 @@ class PreviewPanel(QGroupBox):
         layout.addLayout(row, 1)
         layout.addWidget(self.note)
 
-    def set_prompts(self, prompts: "list[str]", seed: int = 0) -> None:
+    def set_prompts(self, prompts: list[str], seed: int = 0) -> None:
         self.prompt_combo.clear()
         self.prompt_combo.addItems(prompts)
         self.seed_spin.setValue(seed)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
 
 DEFAULT_PROMPTS = "a red circle above a blue square\na green triangle on a yellow background"
 
@@ -73,8 +83,8 @@ class PromptPanel(QGroupBox):
         prompts = self.prompts()
         if not prompts:
             raise ValueError("Write at least one prompt (one a line) before profiling.")
-        return dict(prompts=prompts, seeds=self.seeds(), steps=self.steps_spin.value(),
-                    guidance=self.guidance_spin.value(), size=self.size_spin.value())
+        return {"prompts": prompts, "seeds": self.seeds(), "steps": self.steps_spin.value(),
+                    "guidance": self.guidance_spin.value(), "size": self.size_spin.value()}
 
     def settings(self) -> dict:
         return {"prompt/prompts": self.prompts_edit.toPlainText(), "prompt/seed_mode": self.seed_mode.currentText(),

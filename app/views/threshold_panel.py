@@ -4,8 +4,19 @@ and readouts of the live estimate (heads kept, parameters and MB removed, memory
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+)
 
 SCORES = {"activation energy": "activation_energy_rank", "token mass": "token_mass", "ablation": "ablation"}
 MODES = {"prune lowest %": "percentile", "keep %": "retention"}
@@ -93,7 +104,7 @@ class ThresholdPanel(QGroupBox):
             self.slider.setValue(round(percent / 100.0 * SLIDER_STEPS))
         self._emit()
 
-    def set_available_scores(self, available: "list[str]") -> None:
+    def set_available_scores(self, available: list[str]) -> None:
         for index, method in enumerate(SCORES.values()):
             item = self.score_combo.model().item(index)
             item.setEnabled(method in available)

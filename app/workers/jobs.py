@@ -125,7 +125,7 @@ def profile_job(session: ModelSession, prompts, seeds, steps: int, guidance: flo
     return ProfileResult(profile, images)
 
 
-def scores_for(profile, method: str, session: "ModelSession | None" = None, progress=None, token=None):
+def scores_for(profile, method: str, session: ModelSession | None = None, progress=None, token=None):
     from core.pruning.scores import compute_head_scores
 
     pipe = session.loaded.pipe if method == "ablation" and session is not None else None
