@@ -28,7 +28,7 @@ def fragment_template(tmp_path_factory):
     manifest = extract_fragment(loaded, profile, out)
     torch.set_num_threads(threads)
     assert manifest.pruning.heads_total > manifest.pruning.heads_kept
-    return out
+    return out, loaded.model_hash, loaded.details.get("trained")
 
 
 @pytest.fixture()
@@ -40,18 +40,24 @@ def setup(tmp_path, fragment_template):
     # Two shared CPU cores: two torch threads fighting other work are many times slower than one.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    template, model_hash, trained = fragment_template
     fragment_dir = tmp_path / "fragment"
-    shutil.copytree(fragment_template, fragment_dir)
+    shutil.copytree(template, fragment_dir)
+    # What `headroom reuse-eval --out` writes (the fields the report reads), for this model.
+    (tmp_path / "reuse.json").write_text(json.dumps(
+        {"model": {"hash": model_hash}, "paraphrases_tested": 6, "paraphrase_pass_rate": 5 / 6,
+         "lookup_hit_rate": 4 / 6}))
     config, weights = write_tiny_clip(tmp_path / "clip")
     common = ["report", "--model", "builtin:shapes", "--fragment", str(fragment_dir),
               "--prompt", "a red circle", "--prompt", "a blue square", "--seeds", "0", "1", "--steps", "2",
-              "--clip-weights", str(weights), "--clip-model", TINY_CLIP_NAME, "--clip-config", str(config)]
-    yield tmp_path, fragment_dir, common
+              "--clip-weights", str(weights), "--clip-model", TINY_CLIP_NAME, "--clip-config", str(config),
+              "--reuse-eval", str(tmp_path / "reuse.json")]
+    yield tmp_path, fragment_dir, common, trained
     torch.set_num_threads(threads)
 
 
 def test_report_end_to_end_and_regression_gate(setup, capsys):
-    tmp_path, fragment_dir, common = setup
+    tmp_path, fragment_dir, common, trained = setup
     first = tmp_path / "reports" / "first.json"
     assert main(common + ["--no-perf", "--out", str(first)]) == 0
     report = json.loads(first.read_text())
@@ -65,7 +71,9 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
     assert 0.0 <= m["quality.checker_accuracy_fragment"] <= 1.0
     verdicts = {h["id"]: h for h in report["hypotheses"]}
     assert verdicts["H1"]["verdict"] in ("PASS", "FAIL") and verdicts["H1"]["measured"] == m["quality.clip_delta_rel"]
-    assert verdicts["H3"]["verdict"] == "NOT MEASURED" and verdicts["H4"]["verdict"] == "NOT MEASURED"
+    assert verdicts["H3"]["verdict"] == "PASS" and verdicts["H3"]["measured"] == pytest.approx(5 / 6)
+    assert m["reuse.fragment_hit_rate"] == pytest.approx(4 / 6)
+    assert verdicts["H4"]["verdict"] == "NOT MEASURED"
     html = (tmp_path / "reports" / "first.html").read_text()
     assert html.count("data:image/png;base64,") == 12
     manifest = json.loads((fragment_dir / "manifest.json").read_text())
@@ -76,6 +84,7 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
     assert manifest["pruning"]["heads_total"] - manifest["pruning"]["heads_kept"] == report["fragment"]["heads_removed"]
     out = capsys.readouterr().out
     assert "SSIM base vs fragment" in out and "H5" in out
+    assert ("untrained stand-in" in out) == (trained is False)
 
     # With performance, against the first report: same prompts and seeds give the same quality numbers.
     second = tmp_path / "reports" / "second.json"
@@ -122,7 +131,7 @@ def test_report_end_to_end_and_regression_gate(setup, capsys):
 
 
 def test_bad_inputs_are_user_errors(setup, capsys):
-    tmp_path, _fragment_dir, common = setup
+    tmp_path, _fragment_dir, common, _ = setup
     assert main(common + ["--no-perf", "--out", str(tmp_path / "r.txt")]) == 2
     assert "ending in .json" in capsys.readouterr().err
     assert main(common + ["--no-perf", "--baseline", str(tmp_path / "nope.json"), "--out",

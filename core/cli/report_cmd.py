@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, help="fp32 (default), fp16 or bf16")
     p.add_argument("--latency-repeats", type=int, default=3)
-    p.add_argument("--max-batch", type=int, default=8, help="largest batch size tried (1, 2, 4, ... until OOM)")
+    p.add_argument("--max-batch", type=int, default=None,
+                   help="largest batch size tried (1, 2, 4, ... until out of memory; default 8 on a CPU, 64 on a GPU)")
     p.add_argument("--no-perf", action="store_true", help="quality only: skip latency/throughput/memory")
     p.add_argument("--clip-weights", metavar="FILE", help="local open_clip checkpoint for the CLIP score")
     p.add_argument("--clip-model", metavar="NAME", help="open_clip model name of --clip-weights (default ViT-L-14)")
@@ -104,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
     steps = args.steps or fragment.steps or 8
     config = EvalConfig(prompts=prompts, seeds=args.seeds or list(DEFAULT_SEEDS),
                         settings=GenerationSettings(steps=steps, guidance=args.guidance),
-                        latency_repeats=args.latency_repeats, max_batch=args.max_batch,
+                        latency_repeats=args.latency_repeats,
+                        max_batch=args.max_batch or (64 if args.device.startswith("cuda") else 8),
                         measure_performance=not args.no_perf, scenes=scenes)
     inputs = ReportInputs(
         model={"spec": args.model, "name": loaded.name, "family": loaded.family, "hash": loaded.model_hash,
-               "source": loaded.source},
+               "source": loaded.source, "trained": loaded.details.get("trained")},
         fragment=fragment.info, config=config, device=args.device, heads_removed=fragment.heads_removed,
         profile_s=args.profile_seconds, extract_s=args.extract_seconds, reuse_eval_path=args.reuse_eval,
         baseline_path=args.baseline, tolerances=tolerances, lpips_weights=args.lpips_weights)

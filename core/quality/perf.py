@@ -36,11 +36,10 @@ def generate(pipe, prompts: Sequence[str], seeds: Sequence[int], settings: Gener
     image is the same whatever batch it is made in."""
     import torch
 
-    device = pipe_device(pipe)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
-    gen_device = "cuda" if device.startswith("cuda") else "cpu"
-    generators = [torch.Generator(gen_device).manual_seed(int(s)) for s in seeds]
+    # CPU generators, as the profiler and core.generation use: the same seed gives the same image everywhere.
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs = {}
     if settings.height:
         kwargs["height"] = settings.height

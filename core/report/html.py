@@ -8,7 +8,7 @@ from html import escape
 from core.quality.images import difference_image, png_base64
 from core.report.build import CHECKLIST, EXTRA_ROWS, METRICS
 from core.report.svg import bar_chart, line_chart
-from core.report.table import _measured, format_value
+from core.report.table import STANDIN_WARNING, _measured, format_value
 
 VERDICT_COLOURS = {"PASS": "#1f7a3a", "FAIL": "#b3261e", "NOT MEASURED": "#6b6b6b"}
 
@@ -90,6 +90,8 @@ def render_html(report: dict, base_images=(), fragment_images=()) -> str:
                       f"{len(r['drifted'])} drifted, {len(r['improved'])} improved, {r['compared']} compared.</p>"
                       f"<ul>{items}</ul>")
     env, settings = report.get("environment", {}), report.get("settings", {})
+    standin = (f"<p style='color:#b3261e;font-weight:bold'>{escape(STANDIN_WARNING)}</p>"
+               if report["model"].get("trained") is False else "")
     title = f"HeadRoom report: {report['model'].get('name')} vs fragment {report['fragment'].get('path')}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{CSS}</style></head><body>
@@ -98,7 +100,7 @@ def render_html(report: dict, base_images=(), fragment_images=()) -> str:
 {escape(report.get('created_utc', ''))}; device {escape(str(env.get('device')))}, torch {escape(str(env.get('torch')))};
 {report['quality']['samples']} samples ({len(settings.get('prompts', []))} prompts &times;
 {len(settings.get('seeds', []))} seeds), {settings.get('steps')} steps, guidance {settings.get('guidance')}.</p>
-<h2>Hypotheses</h2><table><tr><th>id</th><th>hypothesis</th><th>verdict</th><th>measured</th><th>threshold</th>
+{standin}<h2>Hypotheses</h2><table><tr><th>id</th><th>hypothesis</th><th>verdict</th><th>measured</th><th>threshold</th>
 <th>reason</th></tr>{hyp_rows}</table>
 {regression}
 <h2>Plots</h2>{plots(report)}

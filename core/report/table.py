@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from core.report.build import CHECKLIST, EXTRA_ROWS, METRICS
 
+STANDIN_WARNING = ("WARNING: the model has untrained stand-in weights: its images are noise, so the quality "
+                   "numbers say nothing about pruning yet.")
+
 
 def format_value(key: str, value) -> str:
     if value is None:
@@ -42,6 +45,7 @@ def format_report(report: dict) -> str:
         (f"{report['quality']['samples']} samples: {len(report['settings'].get('prompts', []))} prompts x "
          f"{len(report['settings'].get('seeds', []))} seeds, {report['settings'].get('steps')} steps, "
          f"device {report['environment'].get('device')}"),
+        *([STANDIN_WARNING] if report["model"].get("trained") is False else []),
         "",
         _rows(["Category", "Metric", "Value", "Note"], rows),
         "",
