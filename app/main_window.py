@@ -211,9 +211,10 @@ class StudioWindow(QMainWindow):
                                                   and self._fragments_available())
 
     # -- load ---------------------------------------------------------------------------------------------
-    def load_model(self, spec: str, device: str = "auto", dtype: str = "fp32") -> None:
+    def load_model(self, spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle: bool = False) -> None:
         self.model_panel.show_message(f"Loading {spec}…")
-        self.run_job("Load model", jobs.load_job, spec, device, dtype, on_result=self._on_model_loaded)
+        self.run_job("Load model", jobs.load_job, spec, device, dtype, allow_pickle,
+                     on_result=self._on_model_loaded)
 
     def _on_model_loaded(self, session) -> None:
         self.session = session

@@ -204,6 +204,27 @@ def test_a_missing_model_shows_cores_message_in_a_dialog(qtbot, window, tmp_path
     boxes[0].accept()
 
 
+def test_pickle_checkpoints_load_only_with_consent(qtbot, window, tmp_path):
+    import torch
+    from PySide6.QtWidgets import QMessageBox
+
+    checkpoint = tmp_path / "model.ckpt"
+    torch.save({"just.one.tensor": torch.zeros(2)}, checkpoint)  # a real pickle, but not a Stable Diffusion model
+    window.model_panel.set_spec(str(checkpoint))
+    messages = []
+    window.error_shown.connect(messages.append)
+    click_load = lambda: qtbot.mouseClick(window.model_panel.load_button, Qt.MouseButton.LeftButton)
+    assert run_to_end(qtbot, window, click_load, "Load model") == ("Load model", "failed")
+    assert messages[-1].startswith("model.ckpt is a pickle (.ckpt) file.")
+    assert "'Allow pickle files' checkbox (app)" in messages[-1]
+    for box in window.findChildren(QMessageBox):
+        box.accept()
+    window.model_panel.pickle_check.setChecked(True)
+    assert run_to_end(qtbot, window, click_load, "Load model") == ("Load model", "failed")
+    # with consent the tensors were read (weights_only) and the next check speaks: not a known architecture
+    assert len(messages) == 2 and messages[-1].startswith("Unrecognised checkpoint: found 1 tensors")
+
+
 def test_settings_survive_closing_the_window(qtbot, tmp_path):
     settings_path = tmp_path / "settings.ini"
     first = StudioWindow(settings=StudioSettings(settings_path), fragments_dir=tmp_path / "fragments")

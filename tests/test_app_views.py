@@ -195,7 +195,7 @@ def test_model_panel_takes_a_dropped_checkpoint_and_asks_to_load_it(qtbot, tmp_p
     panel.dtype_combo.setCurrentText("fp16")
     with qtbot.waitSignal(panel.load_requested) as requested:
         qtbot.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
-    assert requested.args == [str(checkpoint), "auto", "fp16"]
+    assert requested.args == [str(checkpoint), "auto", "fp16", False]
 
 
 def test_the_window_opens_without_importing_torch_or_diffusers(tmp_path):
@@ -218,3 +218,29 @@ def test_the_window_opens_without_importing_torch_or_diffusers(tmp_path):
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_log_file_receives_worker_errors(qtbot, tmp_path):
+    import logging
+
+    from app.logging_setup import setup_logging
+    from app.workers.core_worker import CoreWorker
+    from core.errors import FragmentError
+
+    def fail(progress=None):
+        raise FragmentError("The fragment at /x has no weights file.")
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    path = setup_logging(tmp_path / "logs" / "headroom-studio.log")
+    try:
+        worker = CoreWorker(fail, name="Open fragment")
+        with qtbot.waitSignal(worker.finished, timeout=10000):
+            worker.start()
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            handler.close()
+            root.removeHandler(handler)
+    text = path.read_text("utf-8")
+    assert "HeadRoom Studio log:" in text
+    assert "Open fragment failed: The fragment at /x has no weights file." in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -21,7 +22,7 @@ CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.ckpt *.pt *.pth);;All files (*
 
 
 class ModelPanel(QGroupBox):
-    load_requested = Signal(str, str, str)  # spec, device, dtype
+    load_requested = Signal(str, str, str, bool)  # spec, device, dtype, allow pickle
 
     def __init__(self, parent=None) -> None:
         super().__init__("Model", parent)
@@ -37,6 +38,9 @@ class ModelPanel(QGroupBox):
         self.device_combo.setToolTip("auto = CUDA when present, else CPU")
         self.dtype_combo = QComboBox()
         self.dtype_combo.addItems(DTYPES)
+        self.pickle_check = QCheckBox("Allow pickle files (.ckpt/.pt)")
+        self.pickle_check.setToolTip("Pickle files can run code when opened. Only for checkpoints you trust; they "
+                                     "are then read with torch.load(weights_only=True), tensors only.")
         self.load_button = QPushButton("Load model")
         self.summary = QLabel("No model loaded.")
         self.summary.setWordWrap(True)
@@ -56,6 +60,7 @@ class ModelPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(source_row)
         layout.addLayout(form)
+        layout.addWidget(self.pickle_check)
         layout.addWidget(self.load_button)
         layout.addWidget(self.summary)
 
@@ -115,4 +120,5 @@ class ModelPanel(QGroupBox):
             self.set_spec(path)
 
     def _on_load_clicked(self) -> None:
-        self.load_requested.emit(self.spec(), self.device_combo.currentText(), self.dtype_combo.currentText())
+        self.load_requested.emit(self.spec(), self.device_combo.currentText(), self.dtype_combo.currentText(),
+                                 self.pickle_check.isChecked())

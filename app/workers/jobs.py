@@ -56,14 +56,15 @@ def warm_imports(sink) -> None:
             pass
 
 
-def load_job(spec: str, device: str = "auto", dtype: str = "fp32", progress=None, token=None) -> ModelSession:
+def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle: bool = False, progress=None,
+             token=None) -> ModelSession:
     from core.loading import load_model
     from core.pruning.structure import UnetStructure
 
     sink = as_sink(progress, token)
     sink.report(0, 2, f"loading {spec}")
     leave_a_core_for_the_window()
-    loaded = load_model(spec, device=resolve_device(device), dtype=dtype, progress=sink)
+    loaded = load_model(spec, device=resolve_device(device), dtype=dtype, allow_pickle=allow_pickle, progress=sink)
     sink.report(1, 2, "reading the UNet structure")
     warm_imports(sink)
     structure = UnetStructure.from_unet(loaded.unet)
