@@ -131,6 +131,7 @@ def test_html_is_self_contained_with_images_and_plots():
     assert not re.search(r"(src|href)=['\"]https?:", html)
     for h in ("H1", "H2", "H3", "H4", "H5"):
         assert f"<td>{h}</td>" in html
+    assert "<td>unet</td><td>300.00</td><td>200.00</td>" in html  # weights per component, MB
 
 
 def test_manifest_sections_from_the_report(tmp_path):

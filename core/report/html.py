@@ -68,6 +68,32 @@ def image_grid(report: dict, base_images, fragment_images, scale: int = 2, limit
     return "".join(rows)
 
 
+def performance_details(report: dict) -> str:
+    perf = report.get("performance", {})
+    base, frag = perf.get("base"), perf.get("fragment")
+    if not base or not frag:
+        return "<p class='note'>Performance was not measured.</p>"
+    mb = 1024 * 1024
+    names = [k for k in base["weights_bytes"] if k != "total"] + ["total"]
+    weight_rows = "".join(
+        f"<tr><td>{escape(n)}</td><td>{base['weights_bytes'].get(n, 0) / mb:,.2f}</td>"
+        f"<td>{frag['weights_bytes'].get(n, 0) / mb:,.2f}</td></tr>" for n in names)
+    sweep_rows = []
+    for which, data in (("base", base), ("fragment", frag)):
+        t = data["throughput"]
+        points = ", ".join(f"{p['batch_size']}: {p['images_per_min']:,.1f}" for p in t["points"]) or "-"
+        seq = t.get("sequential_images_per_min")
+        sweep_rows.append(f"<tr><td>{which}</td><td>{escape(points)}</td>"
+                          f"<td>{'-' if seq is None else f'{seq:,.1f}'}</td><td>{escape(str(t.get('stopped')))}</td></tr>")
+    method = base.get("peak_memory", {}).get("method", "")
+    return (f"<h3>Resident weights per component (MB)</h3><table><tr><th>component</th><th>base</th>"
+            f"<th>fragment</th></tr>{weight_rows}</table>"
+            f"<h3>Throughput sweep (images/min by batch size)</h3><table><tr><th>model</th><th>batched</th>"
+            f"<th>sequential</th><th>sweep ended</th></tr>{''.join(sweep_rows)}</table>"
+            f"<p class='note'>Peak memory method: {escape(method)}; latency is the median of alternating "
+            f"base/fragment runs.</p>")
+
+
 def render_html(report: dict, base_images=(), fragment_images=()) -> str:
     m, notes = report["metrics"], report.get("metric_notes", {})
     hyp_rows = "".join(
@@ -105,6 +131,7 @@ def render_html(report: dict, base_images=(), fragment_images=()) -> str:
 {regression}
 <h2>Plots</h2>{plots(report)}
 <h2>Images</h2>{image_grid(report, base_images, fragment_images)}
+<h2>Performance details</h2>{performance_details(report)}
 <h2>Metrics</h2><table><tr><th>category</th><th>metric</th><th>value</th><th>note</th></tr>{''.join(metric_rows)}</table>
 </body></html>
 """
