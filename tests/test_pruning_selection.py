@@ -13,6 +13,16 @@ from core.pruning.surgery import prune_heads
 from core.pruning.tiny import tiny_unet
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: per-op thread start-up dominates on a shared 2-core CPU; one thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 class FakeProfile:
     """Same interface as core.profiling.Profile (head_stat / ffn_stat / meta), with chosen numbers."""
 

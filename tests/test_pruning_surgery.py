@@ -15,6 +15,16 @@ from core.pruning.surgery import SurgeryError, prune_ffn, prune_heads
 from core.pruning.tiny import builtin_unet_inputs, tiny_inputs, tiny_unet
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: per-op thread start-up dominates on a shared 2-core CPU; one thread is several times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 def _random_selection(structure: UnetStructure, seed: int, drop: int = 1) -> HeadSelection:
     rng = np.random.default_rng(seed)
     removed, dropped = {}, []
