@@ -205,6 +205,37 @@ def apply_fragment(target, fragment_dir, base_hash: str | None = None, device=No
             unet = pipe.unet
 
         base = _Base()
+    base_dtype = pipe.unet.dtype
     unet, manifest = load_fragment(fragment_dir, base, device=device)
+    if unet.dtype != base_dtype:
+        cast_io(unet, base_dtype)
     pipe.register_modules(unet=unet)
     return manifest
+
+
+def cast_io(unet, outer_dtype) -> None:
+    """Lets a lower-precision UNet sit in a pipeline of another dtype: floating inputs are cast to the UNet's
+    dtype on the way in, the output back to `outer_dtype` on the way out (text encoder and VAE unchanged)."""
+    import torch
+
+    def _cast(obj, dtype):
+        if torch.is_tensor(obj) and obj.is_floating_point():
+            return obj.to(dtype)
+        if isinstance(obj, dict):
+            return {k: _cast(v, dtype) for k, v in obj.items()}
+        if isinstance(obj, (tuple, list)):
+            return type(obj)(_cast(v, dtype) for v in obj)
+        return obj
+
+    def pre(module, args, kwargs):
+        dtype = module.dtype
+        return _cast(args, dtype), _cast(kwargs, dtype)
+
+    def post(module, args, kwargs, output):
+        if hasattr(output, "sample"):
+            output.sample = output.sample.to(outer_dtype)
+            return output
+        return _cast(output, outer_dtype)
+
+    unet.register_forward_pre_hook(pre, with_kwargs=True)
+    unet.register_forward_hook(post, with_kwargs=True)

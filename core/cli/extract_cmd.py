@@ -1,0 +1,101 @@
+"""`headroom extract`: cut a fragment (a smaller UNet + manifest) out of a model, from a saved profile.
+
+    headroom extract --model M --profile run.hrprof (--percentile P | --retention R)
+        [--score energy|mass|ablation|taylor] [--ffn RATIO] [--low-rank-energy E]
+        [--precision fp16|bf16|int8] --out DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.errors import HeadRoomError
+
+
+def add_parser(subparsers) -> None:
+    from core.cli.common import add_model_args
+
+    p = subparsers.add_parser(
+        "extract",
+        help="prune a model's least-used heads (and optionally FFN neurons, low-rank, precision) into a fragment",
+        description="Score attention heads from a profile, remove the weakest ones physically, optionally prune "
+        "feed-forward neurons, factorise linear layers and lower precision, and save the result as a fragment "
+        "folder (unet.safetensors + manifest.json). Use it with `headroom generate --fragment DIR`.",
+    )
+    add_model_args(p)
+    p.add_argument("--profile", required=True, metavar="FILE", help="a .hrprof file made from this model")
+    amount = p.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--percentile", type=float, metavar="P",
+                        help="remove heads scoring below the P-th percentile (0-100), e.g. 30")
+    amount.add_argument("--retention", type=float, metavar="R", help="keep this fraction of heads (0-1], e.g. 0.7")
+    amount.add_argument("--threshold", type=float, metavar="T", help="remove heads whose score is below T")
+    p.add_argument("--score", default="energy", choices=["energy", "mass", "ablation", "taylor"],
+                   help="head importance: activation energy (default), cross-attention token mass, "
+                   "ablation (runs the model once per head), taylor (first-order ablation, a few passes)")
+    p.add_argument("--normalize", default="module", choices=["module", "global", "rank"],
+                   help="compare heads within their module (default) or across the whole UNet")
+    p.add_argument("--min-heads", type=int, default=1, metavar="N", help="heads every attention keeps (default 1)")
+    p.add_argument("--drop-empty", action="store_true",
+                   help="drop an attention entirely when all its heads fall below the threshold (recorded)")
+    p.add_argument("--ffn", type=float, default=0.0, metavar="RATIO",
+                   help="also remove this fraction of feed-forward neurons per block (0-0.9)")
+    p.add_argument("--low-rank-energy", type=float, default=None, metavar="E",
+                   help="factorise linear layers keeping this fraction of spectral energy (e.g. 0.95), "
+                   "only where it saves parameters")
+    p.add_argument("--precision", default=None, choices=["fp16", "bf16", "int8"],
+                   help="store the fragment in lower precision (int8: 8-bit weight-only linear layers)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the fragment folder to write")
+    p.set_defaults(func=run)
+
+
+def _prune_config(args):
+    from core.pruning.selection import PruneConfig, SelectionError
+
+    try:
+        if args.percentile is not None:
+            return PruneConfig("percentile", args.percentile, args.min_heads, args.drop_empty)
+        if args.retention is not None:
+            return PruneConfig("retention", args.retention, args.min_heads, args.drop_empty)
+        return PruneConfig("absolute", args.threshold, args.min_heads, args.drop_empty)
+    except SelectionError:
+        raise
+    except ValueError as exc:
+        raise HeadRoomError(str(exc)) from exc
+
+
+def run(args) -> int:
+    from core.cli.common import TerminalProgress, load_model_from_args
+    from core.fragments.extract import FragmentRequest, extract_fragment
+    from core.profiling import Profile
+    from core.pruning.extract import ExtractConfig
+
+    if not 0.0 <= args.ffn < 0.95:
+        raise HeadRoomError(f"--ffn must be between 0 and 0.9 (a fraction of neurons), got {args.ffn}.")
+    if args.low_rank_energy is not None and not 0.0 < args.low_rank_energy < 1.0:
+        raise HeadRoomError(f"--low-rank-energy must be between 0 and 1 (e.g. 0.95), got {args.low_rank_energy}.")
+    prune = _prune_config(args)
+    out = Path(args.out).expanduser()
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise HeadRoomError(f"{out} exists and is not a fragment folder; choose an empty or new folder.")
+    profile = Profile.load(args.profile)
+    print(f"Loading {args.model} ...", file=sys.stderr)
+    loaded = load_model_from_args(args)
+    request = FragmentRequest(
+        prune=prune, score=args.score, normalize=args.normalize,
+        reduce=ExtractConfig(ffn_ratio=args.ffn, low_rank_energy=args.low_rank_energy,
+                             precision=args.precision or "fp32"),
+    )
+    manifest = extract_fragment(loaded, profile, out, request, progress=TerminalProgress("extract"))
+    size = manifest.size
+    p = manifest.pruning
+    print(f"Saved fragment {out}")
+    print(f"  heads     {p.heads_kept}/{p.heads_total} kept ({1 - p.head_retention_ratio:.1%} removed)"
+          + (f", {len(p.attentions_dropped)} attention(s) dropped" if p.attentions_dropped else ""))
+    print(f"  size      {size.base_bytes / 1e6:.2f} MB -> {size.fragment_bytes / 1e6:.2f} MB "
+          f"({1 - size.fragment_bytes / size.base_bytes:.1%} smaller)")
+    for step in size.breakdown:
+        if step.bytes_removed or step.params_removed:
+            print(f"  {step.reduction:<16} -{step.bytes_removed / 1e6:.2f} MB  ({step.params_removed:,d} values removed)")
+    print(f"  took      {manifest.performance.extraction_seconds:.1f} s")
+    return 0

@@ -1,0 +1,63 @@
+"""`headroom extract` end to end on the built-in model, and `headroom generate --fragment` with its output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.cli.main import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def profile_file(tmp_path_factory):
+    from core.loading import load_model
+    from core.profiling import profile_model
+
+    loaded = load_model("builtin:shapes")
+    profile = profile_model(loaded, ["a green triangle"], seeds=[3], steps=2)
+    path = tmp_path_factory.mktemp("prof") / "run.hrprof"
+    profile.save(path)
+    return path
+
+
+def test_extract_then_generate_with_fragment(profile_file, tmp_path, capsys):
+    out = tmp_path / "frag"
+    code = main(["extract", "--model", "builtin:shapes", "--device", "cpu", "--profile", str(profile_file),
+                 "--percentile", "40", "--ffn", "0.25", "--precision", "fp16", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["threshold_params"]["percentile"] == 40
+    assert manifest["pruning"]["method"] == "activation_energy_rank"
+    assert manifest["compression"]["quantization"]["dtype"] == "fp16"
+    assert manifest["pruning"]["ffn"]["ratio"] == 0.25
+    assert manifest["generation_context"]["profiling"]["seeds"] == [3]
+    assert "smaller" in printed and "attention_heads" in printed
+    png = tmp_path / "img.png"
+    code = main(["generate", "--model", "builtin:shapes", "--device", "cpu", "--fragment", str(out),
+                 "--prompt", "a green triangle", "--steps", "2", "--out", str(png)])
+    assert code == 0 and png.stat().st_size > 0
+
+
+def test_extract_refuses_bad_arguments(profile_file, tmp_path, capsys):
+    code = main(["extract", "--profile", str(profile_file), "--percentile", "150", "--out", str(tmp_path / "x")])
+    assert code == 2 and "percentile" in capsys.readouterr().err
+    code = main(["extract", "--profile", str(profile_file), "--retention", "0.5", "--ffn", "2",
+                 "--out", str(tmp_path / "y")])
+    assert code == 2 and "--ffn" in capsys.readouterr().err
+    not_a_fragment = tmp_path / "busy"
+    not_a_fragment.mkdir()
+    (not_a_fragment / "notes.txt").write_text("mine")
+    code = main(["extract", "--profile", str(profile_file), "--retention", "0.5", "--out", str(not_a_fragment)])
+    assert code == 2 and "not a fragment folder" in capsys.readouterr().err
+    assert (not_a_fragment / "notes.txt").read_text() == "mine"
