@@ -136,7 +136,7 @@ class StudioWindow(QMainWindow):
         if self.workers.is_busy():
             self.show_error("Busy", "Another job is running; wait for it or cancel it first.")
             return None
-        self._job_title, self._job_on_result, self._job_outcome = title, on_result, "failed"
+        self._job_title, self._job_on_result, self._job_outcome = title, on_result, None
         self._start_sampler(title)
         if kwargs.pop("with_sampler", False):
             kwargs["sampler"] = self.sampler
@@ -187,12 +187,14 @@ class StudioWindow(QMainWindow):
     def _on_job_cancelled(self) -> None:
         self._job_outcome = "cancelled"
 
-    def _on_worker_finished(self) -> None:
-        """The job's thread is over (its result, error or cancellation already handled): tell the views."""
+    def _on_worker_finished(self, worker) -> None:
+        """The job's thread is over: its result, error or cancellation was handled, except when the window
+        is closing (then the worker's own record of how it ended is all there is)."""
+        outcome = self._job_outcome or worker.outcome
         self._stop_sampler()
-        self.job_progress.set_idle(f"{self._job_title}: {self._job_outcome}")
+        self.job_progress.set_idle(f"{self._job_title}: {outcome}")
         self._update_enabled()
-        self.job_finished.emit(self._job_title, self._job_outcome)
+        self.job_finished.emit(self._job_title, outcome)
 
     def show_error(self, title: str, message: str) -> None:
         log.warning("%s: %s", title, message)
@@ -238,6 +240,7 @@ class StudioWindow(QMainWindow):
 
     def _on_profiled(self, result) -> None:
         self.profile, self.reference_images = result.profile, result.images
+        self.heatmap.method = None
         self.scores, self.selection = {}, None
         self.preview_panel.set_prompts(self.profile.meta["prompts"], self.profile.meta["seeds"][0])
         self.attention_map.show_unavailable("Click a cross-attention head in the heatmap.")
@@ -252,8 +255,9 @@ class StudioWindow(QMainWindow):
         method = config["method"]
         if method not in self.scores:
             if method == "ablation":
-                self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
-                             on_result=self._on_ablation_scores_ready)
+                if not self.workers.is_busy():  # the running ablation job applies the threshold when done
+                    self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
+                                 on_result=self._on_ablation_scores_ready)
                 return
             from core.errors import HeadRoomError
 
@@ -262,6 +266,7 @@ class StudioWindow(QMainWindow):
             except HeadRoomError as exc:  # e.g. no token mass in this profile: the message says what to do
                 self.show_error("Score unavailable", str(exc))
                 return
+        if self.heatmap.data is None or self.heatmap.method != method:
             self._show_scores(method)
         self._apply_threshold(config)
 
@@ -279,6 +284,7 @@ class StudioWindow(QMainWindow):
         label = f"{method.replace('_', ' ')} ({scores.normalize}-normalised)"
         self.heatmap.set_data(HeatmapData(names, [kinds.get(n, "?") for n in names],
                                           [list(map(float, scores.values[n])) for n in names], label))
+        self.heatmap.method = method
 
     def _apply_threshold(self, config: dict) -> None:
         from core.errors import HeadRoomError

@@ -100,6 +100,13 @@ def test_load_profile_threshold_preview(qtbot, window):
     heatmap.head_clicked.emit(self_attention, 0)
     assert "spatial map unavailable" in window.attention_map.title.text()
 
+    energy_values = heatmap.data.values
+    window.threshold_panel.score_combo.setCurrentText("token mass")
+    assert heatmap.data.label.startswith("token mass")
+    assert heatmap.data.values != energy_values  # cross-attention heads now coloured by their token mass
+    window.threshold_panel.score_combo.setCurrentText("activation energy")
+    assert heatmap.data.values == energy_values
+
     window.threshold_panel.set_value(10.0)
     few = window.selection.heads_total - window.selection.heads_kept
     window.threshold_panel.slider.setValue(600)  # 60 %: what a drag ends on
@@ -239,3 +246,21 @@ def test_settings_survive_closing_the_window(qtbot, tmp_path):
     assert second.prompt_panel.steps_spin.value() == 7
     assert second.model_panel.dtype_combo.currentText() == "bf16"
     assert second.threshold_panel.value() == pytest.approx(42.5)
+
+
+def test_closing_the_window_mid_job_stops_the_worker(qtbot, tmp_path):
+    win = StudioWindow(settings=StudioSettings(tmp_path / "settings.ini"), fragments_dir=tmp_path / "fragments")
+    qtbot.addWidget(win)
+    win.show()
+    load_builtin(qtbot, win)
+    set_short_profile(win, steps=30)
+    outcomes = []
+    win.job_finished.connect(lambda t, o: outcomes.append((t, o)))
+    win.start_profile()
+    qtbot.waitUntil(lambda: win.job_progress.bar.value() >= 1, timeout=JOB_TIMEOUT_MS)
+    worker = win.workers.running()[0]
+    started = time.perf_counter()
+    win.close()  # cancels, waits for the worker, then closes
+    assert time.perf_counter() - started < 30
+    assert worker.done and outcomes == [("Profile", "cancelled")]
+    assert not win.sampler.running  # the memory sampler's thread is stopped too

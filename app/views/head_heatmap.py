@@ -46,6 +46,7 @@ class HeadHeatmap(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.data: HeatmapData | None = None
+        self.method: str | None = None  # which score the colours show (set by the window)
         self.pruned: dict[str, set[int]] = {}
         self.graphics = pg.GraphicsLayoutWidget()
         self.plot = self.graphics.addPlot()

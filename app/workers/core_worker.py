@@ -36,6 +36,7 @@ class CoreWorker(QThread):
         self.token = CancelToken()
         self._last_emit = 0.0
         self.done = False  # set when run() has nothing left to do; the thread ends right after
+        self.outcome = ""  # "done" | "failed" | "cancelled", set before the matching signal is emitted
         self.setObjectName(f"CoreWorker[{self.name}]")
 
     def cancel(self) -> None:
@@ -57,14 +58,18 @@ class CoreWorker(QThread):
             result = self._fn(*self._args, **kwargs)
         except CancelledError:
             log.info("%s cancelled", self.name)
+            self.outcome = "cancelled"
             self.cancelled.emit()
         except HeadRoomError as exc:
             log.warning("%s failed: %s", self.name, exc)
+            self.outcome = "failed"
             self.failed.emit(str(exc))
         except Exception as exc:  # an unexpected error still reaches the user, with the log for details
             log.exception("%s crashed", self.name)
+            self.outcome = "failed"
             self.failed.emit(f"{self.name} stopped with an unexpected error: {type(exc).__name__}: {exc}")
         else:
+            self.outcome = "cancelled" if self.token.cancelled else "done"
             if self.token.cancelled:
                 self.cancelled.emit()
             else:

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 class WorkerSet(QObject):
-    worker_finished = Signal()  # after a finished worker was awaited and forgotten: is_busy() is up to date
+    worker_finished = Signal(object)  # the worker, awaited and forgotten: is_busy() is up to date
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -51,5 +51,5 @@ class WorkerSet(QObject):
             worker.wait()  # returns at once: run() is over, the thread is only unwinding
             self._workers.remove(worker)
             worker.deleteLater()
-        if ended:
-            self.worker_finished.emit()
+        for worker in ended:
+            self.worker_finished.emit(worker)
