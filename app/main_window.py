@@ -347,9 +347,12 @@ class StudioWindow(QMainWindow):
     def _on_fragment_saved(self, saved) -> None:
         self.last_saved = saved
         self.library.refresh()
-        quality = saved.manifest.quality_eval
+        quality, performance = saved.manifest.quality_eval, saved.manifest.performance
         message = f"Fragment saved to {saved.path} (SSIM {quality.ssim_mean:.3f} over {quality.samples} " \
                   f"image(s); report {saved.report_path.name})."
+        if performance.base_peak_vram_mb and performance.fragment_peak_vram_mb:
+            message += f" Peak memory {performance.base_peak_vram_mb:.0f} → " \
+                       f"{performance.fragment_peak_vram_mb:.0f} MB ({performance.memory_method or 'measured'})."
         self.preview_panel.note.setText(message)
         self.statusBar().showMessage(message, 15000)
 

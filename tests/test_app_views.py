@@ -98,6 +98,7 @@ def test_threshold_slider_and_spin_box_follow_each_other(qtbot):
                          "bytes_removed": 3 * 2**20})
     assert panel.readouts["heads"].text() == "48 / 80"
     assert panel.readouts["params"].text() == "0.11 M" and panel.readouts["mb"].text() == "3.0 MB"
+    assert panel.readouts["memory"].text() == "≥ 3.0 MB"
 
 
 def test_memory_plot_keeps_one_curve_per_series_and_marks_the_peak(qtbot):

@@ -34,7 +34,7 @@ class PreviewPanel(QGroupBox):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.preview_button = QPushButton("Preview")
-        self.save_button = QPushButton("Save fragment…")
+        self.save_button = QPushButton("Save fragment")
         for button in (self.preview_button, self.save_button):
             button.setEnabled(False)
         self.base_image = ImageLabel("base")

@@ -120,8 +120,10 @@ class ThresholdPanel(QGroupBox):
         self.readouts["heads"].setText(f"{readout['heads_kept']} / {readout['heads_total']}")
         self.readouts["params"].setText(f"{readout['params_removed'] / 1e6:.2f} M")
         self.readouts["mb"].setText(f"{readout['bytes_removed'] / 2**20:.1f} MB")
-        memory = readout.get("memory_saved_bytes")
-        self.readouts["memory"].setText("–" if memory is None else f"{memory / 2**20:.1f} MB")
+        # Core estimates weights only; activation savings are measured when the fragment is saved.
+        self.readouts["memory"].setText(f"≥ {readout['bytes_removed'] / 2**20:.1f} MB")
+        self.readouts["memory"].setToolTip("At least the removed weights stay out of memory. The saving in "
+                                           "activations is measured (peak memory) when you save the fragment.")
 
     def clear_estimate(self, text: str = "–") -> None:
         for label in self.readouts.values():
