@@ -223,7 +223,7 @@ class StudioWindow(QMainWindow):
         self.profile, self.scores, self.selection = None, {}, None
         self.model_panel.show_summary(session.summary)
         if session.loaded.source != "builtin":
-            self.settings.add_recent_model(session.loaded.name)
+            self.settings.add_recent_model(session.summary["spec"])  # what loads it again (a path)
         self.model_panel.set_recent(self.settings.recent_models())
         self.threshold_panel.clear_estimate()
 

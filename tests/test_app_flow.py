@@ -232,6 +232,21 @@ def test_pickle_checkpoints_load_only_with_consent(qtbot, window, tmp_path):
     assert len(messages) == 2 and messages[-1].startswith("Unrecognised checkpoint: found 1 tensors")
 
 
+def test_a_diffusers_folder_loads_and_is_remembered(qtbot, window, tmp_path):
+    load_builtin(qtbot, window)
+    folder = tmp_path / "my model"
+    window.session.loaded.pipe.save_pretrained(str(folder), safe_serialization=True)
+    window.model_panel.set_spec(str(folder))
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.model_panel.load_button,
+                                                                 Qt.MouseButton.LeftButton), "Load model")
+    assert outcome == ("Load model", "done"), window.errors
+    assert window.session.loaded.source == "diffusers-folder"
+    assert window.session.summary["heads"] == window.session.structure.total_heads > 0
+    assert window.settings.recent_models() == ["builtin:shapes", str(folder)]
+    combo = window.model_panel.spec_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["builtin:shapes", str(folder)]
+
+
 def test_settings_survive_closing_the_window(qtbot, tmp_path):
     settings_path = tmp_path / "settings.ini"
     first = StudioWindow(settings=StudioSettings(settings_path), fragments_dir=tmp_path / "fragments")

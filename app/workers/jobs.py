@@ -68,7 +68,7 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
     sink.report(1, 2, "reading the UNet structure")
     warm_imports(sink)
     structure = UnetStructure.from_unet(loaded.unet)
-    summary = {"name": loaded.name, "family": loaded.family, "source": loaded.source,
+    summary = {"spec": spec, "name": loaded.name, "family": loaded.family, "source": loaded.source,
                "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),
                "parameters": structure.total_params, "attention_modules": len(structure.names),
                "heads": structure.total_heads, "model_hash": loaded.model_hash}
