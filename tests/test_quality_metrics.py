@@ -131,3 +131,29 @@ def test_lpips_is_unavailable_without_a_local_backbone(tmp_path):
     assert not status.available and "never downloads" in status.reason
     missing = lpips_availability(tmp_path / "alexnet.pth")
     assert not missing.available and "does not exist" in missing.reason
+
+
+class _Builtin:
+    family = "builtin"
+
+
+def test_builtin_model_is_scored_with_the_shipped_tiny_clip(monkeypatch, tmp_path):
+    from core.builtin import tiny_clip
+
+    model, preprocess, tokenizer = tiny_clip.build_tiny_clip(seed=1)
+    tiny_clip.save_tiny_clip(model, tmp_path)
+    monkeypatch.setattr(tiny_clip, "clip_folder", lambda: tmp_path)
+    scorer, status = clip_scorer_for(_Builtin())
+    assert status.available and scorer.name == "builtin-tiny-clip"
+    image, prompt = _scene(9), "a large red circle on the left"
+    direct = ClipScorer(model, preprocess, tokenizer).score([image], [prompt])[0]
+    assert scorer.score([image], [prompt])[0] == pytest.approx(direct, abs=0.1)  # saved in fp16
+
+
+def test_builtin_model_without_tiny_clip_weights_says_why(monkeypatch, tmp_path):
+    from core.builtin import tiny_clip
+
+    monkeypatch.setattr(tiny_clip, "clip_folder", lambda: tmp_path)
+    scorer, status = clip_scorer_for(_Builtin())
+    assert scorer is None and not status.available
+    assert "tiny CLIP" in status.reason and "missing" in status.reason
