@@ -59,6 +59,7 @@ class StudioWindow(QMainWindow):
         self.estimate = None
         self.reference_images: dict = {}  # prompt index -> image generated at the first seed
         self.last_preview: dict | None = None
+        self._map_head: tuple[str, int] | None = None  # the head whose map is shown
         self.errors: list[str] = []
         self._job_title, self._job_on_result, self._job_outcome = "", None, ""
         self._build_views(fragments_dir or default_fragments_dir())
@@ -111,6 +112,7 @@ class StudioWindow(QMainWindow):
         self.preview_panel.preview_requested.connect(self.start_preview)
         self.preview_panel.save_requested.connect(self.save_fragment)
         self.heatmap.head_clicked.connect(self._on_head_clicked)
+        self.attention_map.prompt_changed.connect(self._on_map_prompt_changed)
         self.job_progress.cancel_requested.connect(self.workers.cancel_all)
         self.workers.worker_finished.connect(self._on_worker_finished)
         self.library.open_requested.connect(self.open_fragment)
@@ -243,6 +245,8 @@ class StudioWindow(QMainWindow):
         self.heatmap.method = None
         self.scores, self.selection = {}, None
         self.preview_panel.set_prompts(self.profile.meta["prompts"], self.profile.meta["seeds"][0])
+        self.attention_map.set_prompts(self.profile.meta["prompts"])
+        self._map_head = None
         self.attention_map.show_unavailable("Click a cross-attention head in the heatmap.")
         if self.reference_images:
             self.live_preview.set_image(self.reference_images[0])
@@ -306,15 +310,20 @@ class StudioWindow(QMainWindow):
 
     # -- head map ------------------------------------------------------------------------------------------
     def _on_head_clicked(self, name: str, head: int) -> None:
-        prompt = max(0, self.preview_panel.prompt_combo.currentIndex())
+        self._map_head = (name, head)
+        prompt = self.attention_map.current_prompt()
         try:
             maps = self.profile.spatial_map(name, prompt)
         except (KeyError, ValueError) as exc:
             self.attention_map.show_unavailable(f"{name}, head {head}: spatial map unavailable. {exc}")
             return
         tokens = list(self.profile.meta["tokens"][prompt])
-        self.attention_map.show_map(f"{name}, head {head}, prompt {prompt + 1}", tokens,
-                                    maps[head].numpy(), self.reference_images.get(prompt))
+        self.attention_map.show_map(f"{name}, head {head}", tokens, maps[head].numpy(),
+                                    self.reference_images.get(prompt))
+
+    def _on_map_prompt_changed(self, _index: int) -> None:
+        if self._map_head is not None:
+            self._on_head_clicked(*self._map_head)
 
     # -- preview ------------------------------------------------------------------------------------------
     def start_preview(self, prompt: str, seed: int) -> None:

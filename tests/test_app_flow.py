@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
@@ -66,7 +67,7 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert "builtin:shapes" in window.model_panel.summary.text()
     assert window.prompt_panel.profile_button.isEnabled()
 
-    set_short_profile(window)
+    set_short_profile(window, prompts="a red circle above a blue square\na green triangle")
     ticks = []
     timer = QTimer()
     timer.setInterval(10)
@@ -96,6 +97,14 @@ def test_load_profile_threshold_preview(qtbot, window):
     tokens = window.attention_map.token_combo
     assert tokens.count() == len(window.profile.meta["tokens"][0]) and tokens.currentIndex() == 1
     assert window.attention_map.map_item.image.shape == (16, 16)  # the 16x16 latent grid, drawn over the image
+    first_map = window.attention_map.map_item.image.copy()
+    tokens.setCurrentIndex(2)
+    window.attention_map.prompt_combo.setCurrentIndex(1)  # the same head, for the second prompt
+    assert [tokens.itemText(i).split(": ", 1)[1] for i in range(tokens.count())] == \
+        list(window.profile.meta["tokens"][1])
+    assert tokens.currentIndex() == 2  # the chosen token position stays
+    assert (window.attention_map.base_item.image == np.asarray(window.reference_images[1])).all()
+    assert not np.array_equal(window.attention_map.map_item.image, first_map)
     self_attention = next(n for n in structure.names if n.endswith("attn1"))
     heatmap.head_clicked.emit(self_attention, 0)
     assert "spatial map unavailable" in window.attention_map.title.text()
@@ -165,7 +174,9 @@ def check_saved_fragment(window):
     for name, kept in selection.kept.items():
         assert modules[name].heads == int(kept.sum()), name
     assert manifest.quality_eval.ssim_mean is not None and 0.0 <= manifest.quality_eval.ssim_mean <= 1.0
-    assert manifest.quality_eval.samples == 1
+    assert manifest.quality_eval.samples == len(window.profile.meta["prompts"])  # each prompt at the first seed
+    quality = manifest.quality_eval
+    assert (quality.clip_delta_mean is not None) != bool(quality.clip_unavailable_reason)  # a number or a why
     assert manifest.performance.base_latency_ms > 0 and manifest.performance.fragment_latency_ms > 0
     assert manifest.size.fragment_params < manifest.size.base_params
 

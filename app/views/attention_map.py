@@ -12,12 +12,14 @@ OVERLAY_OPACITY = 0.6
 
 class AttentionMapView(QGroupBox):
     token_changed = Signal(int)
+    prompt_changed = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__("Head attention map", parent)
         self.title = QLabel("Click a cross-attention head in the heatmap.")
         self.title.setWordWrap(True)
         self.token_combo = QComboBox()
+        self.prompt_combo = QComboBox()
         self.graphics = pg.GraphicsLayoutWidget()
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.base_item = pg.ImageItem(axisOrder="row-major")
@@ -27,22 +29,38 @@ class AttentionMapView(QGroupBox):
         self.view.addItem(self.base_item)
         self.view.addItem(self.map_item)
         self._maps: np.ndarray | None = None  # (tokens, h, w) for the current head
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("Prompt"))
+        prompt_row.addWidget(self.prompt_combo, 1)
         row = QHBoxLayout()
         row.addWidget(QLabel("Token"))
         row.addWidget(self.token_combo, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addLayout(prompt_row)
         layout.addLayout(row)
         layout.addWidget(self.graphics, 1)
         self.token_combo.currentIndexChanged.connect(self._on_token_changed)
+        self.prompt_combo.currentIndexChanged.connect(self.prompt_changed)
 
-    def show_map(self, title: str, tokens: list[str], maps: np.ndarray, image=None, token: int = 1) -> None:
+    def set_prompts(self, prompts: list[str]) -> None:
+        self.prompt_combo.blockSignals(True)
+        self.prompt_combo.clear()
+        self.prompt_combo.addItems(prompts)
+        self.prompt_combo.blockSignals(False)
+
+    def current_prompt(self) -> int:
+        return max(0, self.prompt_combo.currentIndex())
+
+    def show_map(self, title: str, tokens: list[str], maps: np.ndarray, image=None, token: int | None = None) -> None:
         """`maps`: (tokens, h, w) attention probabilities of one head; `image`: RGB of the same prompt or None."""
         self._maps = maps
         self.title.setText(title)
         self.token_combo.blockSignals(True)
         self.token_combo.clear()
         self.token_combo.addItems([f"{i}: {t}" for i, t in enumerate(tokens[: maps.shape[0]])])
+        if token is None:  # keep the token the user chose for the previous head, else the first word
+            token = self.token_combo.property("chosen") or 1
         self.token_combo.setCurrentIndex(min(token, self.token_combo.count() - 1))
         self.token_combo.blockSignals(False)
         side = maps.shape[-1]
@@ -76,5 +94,6 @@ class AttentionMapView(QGroupBox):
         self.view.autoRange(padding=0)
 
     def _on_token_changed(self, index: int) -> None:
+        self.token_combo.setProperty("chosen", index)
         self._draw_token(index)
         self.token_changed.emit(index)
