@@ -26,10 +26,47 @@ class OpenedFragment:
     write_quality: Callable = None  # (report, report_path) -> path of the manifest written
 
 
+def _cast_floats(value, dtype):
+    import torch
+
+    if torch.is_tensor(value):
+        return value.to(dtype) if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: _cast_floats(v, dtype) for k, v in value.items()}
+    return value
+
+
+def bridge_unet_dtype(unet, pipeline_dtype) -> bool:
+    """Lets a lower-precision fragment UNet (fp16 / bf16 tier) run inside a float32 pipeline, as UIs do:
+    floating inputs are cast to the UNet's dtype and its output back to the pipeline's. True if bridged."""
+    import torch
+
+    unet_dtype = unet.dtype
+    if unet_dtype == pipeline_dtype or not unet_dtype.is_floating_point:
+        return False
+
+    def before(_module, args, kwargs):
+        return tuple(_cast_floats(a, unet_dtype) for a in args), _cast_floats(kwargs, unet_dtype)
+
+    def after(_module, _args, _kwargs, output):
+        if isinstance(output, tuple):
+            return tuple(_cast_floats(o, pipeline_dtype) for o in output)
+        if torch.is_tensor(getattr(output, "sample", None)):
+            output.sample = output.sample.to(pipeline_dtype)
+        return output
+
+    unet.register_forward_pre_hook(before, with_kwargs=True)
+    unet.register_forward_hook(after, with_kwargs=True)
+    return True
+
+
 def pipeline_with_unet(base_pipe, unet):
-    """A pipeline of the same class sharing every component of `base_pipe` except its UNet."""
+    """A pipeline of the same class sharing every component of `base_pipe` except its UNet (a fragment UNet in
+    another precision is bridged to the pipeline's dtype)."""
     components = dict(base_pipe.components)
     components["unet"] = unet
+    encoder = getattr(base_pipe, "text_encoder", None)
+    bridge_unet_dtype(unet, encoder.dtype if encoder is not None else base_pipe.unet.dtype)
     pipe = type(base_pipe)(**components)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
