@@ -79,6 +79,10 @@ def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: C
         # positive = the fragment agrees less with the prompts than the base model
         "delta_mean": delta,
         "delta_rel": delta / abs(base_mean) if base_mean else None,
+        "samples": len(base_scores),
+        # spread of the per-sample drop: with few samples a small mean delta can be noise
+        "delta_std": statistics.stdev(b - f for b, f in zip(base_scores, fragment_scores))
+        if len(base_scores) > 1 else None,
     }
 
 

@@ -241,7 +241,7 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
         paraphrase_pass_rate=metrics["reuse.paraphrase_pass_rate"],
         batch_speedup=metrics["performance.batch_speedup"],
         batch_size=frag.get("throughput", {}).get("best_batch_size") if frag else None,
-        break_even=metrics["economics.break_even_variants"],
+        break_even=metrics["economics.break_even_variants"], clip_samples=clip.get("samples"),
     )
 
     checklist = []

@@ -46,7 +46,7 @@ def _number(value) -> float | None:
     return None
 
 
-def verdict_h1(clip_delta_rel, heads_removed) -> dict:
+def verdict_h1(clip_delta_rel, heads_removed, samples=None) -> dict:
     threshold = f"relative CLIP delta <= {H1_MAX_CLIP_DELTA:.0%} with at least one head removed"
     delta = _number(clip_delta_rel)
     if delta is None:
@@ -59,8 +59,10 @@ def verdict_h1(clip_delta_rel, heads_removed) -> dict:
                         "the fragment removes no heads, so it says nothing about a prunable subset",
                         clip_delta_rel=delta, heads_removed=heads_removed)
     ok = delta <= H1_MAX_CLIP_DELTA
+    over = f" over {samples} images" if samples else ""
     return _verdict("H1", threshold, delta, PASS if ok else FAIL,
-                    f"CLIP delta {delta:+.2%} with {heads_removed} heads removed", heads_removed=heads_removed)
+                    f"CLIP delta {delta:+.2%}{over} with {heads_removed} heads removed", heads_removed=heads_removed,
+                    samples=samples)
 
 
 def verdict_h2(memory_reduction, quality_delta) -> dict:
@@ -113,9 +115,10 @@ def verdict_h5(break_even) -> dict:
 
 
 def all_verdicts(*, clip_delta_rel=None, heads_removed=None, memory_reduction=None, quality_delta=None,
-                 paraphrase_pass_rate=None, batch_speedup=None, batch_size=None, break_even=None) -> list:
+                 paraphrase_pass_rate=None, batch_speedup=None, batch_size=None, break_even=None,
+                 clip_samples=None) -> list:
     return [
-        verdict_h1(clip_delta_rel, heads_removed),
+        verdict_h1(clip_delta_rel, heads_removed, clip_samples),
         verdict_h2(memory_reduction, quality_delta),
         verdict_h3(paraphrase_pass_rate),
         verdict_h4(batch_speedup, batch_size),
