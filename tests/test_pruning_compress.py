@@ -116,3 +116,25 @@ def test_breakdown_adds_up_for_all_reductions():
     assert all(v > 0 for v in parts.values()), parts
     assert sum(parts.values()) == res.base["bytes"] - res.final["bytes"]
     assert res.plan["low_rank_layers"] and res.bytes_fraction_removed > 0.4
+
+
+def test_reduction_leaves_the_base_untouched_while_sharing_unchanged_weights():
+    from core.pruning.extract import ExtractConfig, reduce_unet
+    from core.pruning.selection import HeadSelection
+    from core.pruning.structure import UnetStructure
+    from core.pruning.tiny import tiny_unet
+
+    unet = tiny_unet("sd15", seed=7)
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    structure = UnetStructure.from_unet(unet)
+    sel = HeadSelection.from_removed(structure, {structure.names[0]: [1, 3]})
+    res = reduce_unet(unet, sel, config=ExtractConfig(precision="fp16"))
+    after = unet.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert after[key].dtype == torch.float32 and torch.equal(after[key], value), key
+    assert UnetStructure.from_unet(unet).total_heads == structure.total_heads
+    assert res.unet.conv_in.weight.dtype == torch.float16
+    same = reduce_unet(unet, sel)  # fp32: untouched layers share storage with the base
+    assert same.unet.conv_in.weight.data_ptr() == unet.conv_in.weight.data_ptr()
+    assert same.unet.conv_in.weight is not unet.conv_in.weight

@@ -159,3 +159,21 @@ def test_ablation_and_taylor_find_dead_and_dominant_heads():
         assert int(np.argmax(v)) == 5
     with pytest.raises(ScoringError, match="pipeline"):
         compute_head_scores(None, "ablation")
+
+
+@pytest.mark.parametrize("family", ["builtin", "sdxl"])
+def test_taylor_scores_from_a_pipeline(family, builtin_pipe):
+    """The ablation inputs come from the profile's prompts through the pipeline's own text encoder(s)."""
+    from core.testing.tiny_models import tiny_pipeline
+
+    pipe = builtin_pipe if family == "builtin" else tiny_pipeline("sdxl", seed=0)
+    modules = [n for n, _ in attention_modules(pipe.unet)][:3]
+    prof = FakeProfile({})
+    prof.meta = {"prompts": ["a red circle"], "seeds": [4]}
+    flags = [p.requires_grad for p in pipe.unet.parameters()]
+    scores = compute_head_scores(prof, "taylor", "none", pipe=pipe, modules=modules, probes=2)
+    assert sorted(scores.values) == sorted(modules)
+    for name in modules:
+        v = scores.values[name]
+        assert v.shape == (pipe.unet.get_submodule(name).heads,) and np.isfinite(v).all() and (v > 0).all()
+    assert [p.requires_grad for p in pipe.unet.parameters()] == flags  # the model is left as it was
