@@ -50,7 +50,7 @@ def _batch(rng, batch: int, negatives: int):
     return np.stack(images), positives, hard
 
 
-def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 96, negatives: int = 3, lr: float = 1e-3,
+def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 2, lr: float = 1e-3,
                     warmup: int = 50, log_every: int = 50):
     import numpy as np
     import torch
@@ -80,10 +80,20 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 96, ne
     return model
 
 
-def train_and_save_tiny_clip(folder, steps: int, seed: int):
-    from core.builtin.tiny_clip import build_tiny_clip, save_tiny_clip
+def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, resume: bool = False):
+    """Trains from a seeded random init (or, with `resume`, continues from the weights in `folder`) and saves."""
+    from pathlib import Path
+
+    from core.builtin.tiny_clip import WEIGHTS_FILE, build_tiny_clip, save_tiny_clip
 
     model, _, tokenizer = build_tiny_clip(seed)
-    train_tiny_clip(model, tokenizer, steps=steps, seed=seed)
+    weights = Path(folder) / WEIGHTS_FILE
+    if resume and weights.is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+        log.info("continuing tiny CLIP training from %s", weights)
+        seed += 1000
+    train_tiny_clip(model, tokenizer, steps=steps, seed=seed, batch=batch)
     save_tiny_clip(model, folder)
     log.info("saved tiny CLIP to %s", folder)

@@ -41,8 +41,8 @@ class EMA:
 
 
 def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, latents_std, scenes, scaling_factor: float,
-                    steps: int, seed: int, batch: int = 64, lr: float = 4e-4, caption_dropout: float = 0.1,
-                    snr_gamma: float = 5.0, warmup: int = 100, log_every: int = 50, checkpoint_every: int = 250,
+                    steps: int, seed: int, batch: int = 32, lr: float = 1e-3, caption_dropout: float = 0.1,
+                    snr_gamma: float = 5.0, warmup: int = 50, log_every: int = 50, checkpoint_every: int = 100,
                     checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None):
     """Trains in place; returns (ema_unet, ema_text_encoder). `checkpoint(step, unet, text, ema_u, ema_t, opt)`
     is called every `checkpoint_every` steps and at the end."""

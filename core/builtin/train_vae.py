@@ -8,7 +8,7 @@ import time
 log = logging.getLogger(__name__)
 
 
-def train_vae(vae, steps: int, seed: int, batch: int = 32, crop: int = 32, lr: float = 5e-4, kl_weight: float = 1e-6,
+def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: float = 1e-3, kl_weight: float = 1e-6,
               log_every: int = 50, progress=None):
     import numpy as np
     import torch
@@ -53,3 +53,38 @@ def latent_scaling_factor(vae, seed: int, n: int = 512) -> float:
     with torch.no_grad():
         means = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in images.split(128)])
     return float(1.0 / means.std())
+
+
+def finetune_decoder(vae, steps: int, seed: int, batch: int = 8, lr: float = 1e-3, log_every: int = 50):
+    """Trains the decoder alone on whole images with the encoder frozen: latents (and so the UNet trained on
+    them) stay valid, while colours and edges of decoded images sharpen."""
+    import numpy as np
+    import torch
+
+    from core.builtin.train_data import scenes_and_images
+
+    rng = np.random.default_rng(seed)
+    vae.requires_grad_(False)
+    decoder_params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in decoder_params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(decoder_params, lr=lr, weight_decay=0.0)
+    vae.eval()
+    vae.decoder.train()
+    start = time.time()
+    for step in range(steps):
+        _, images = scenes_and_images(batch, seed=int(rng.integers(2**31)), split="any")
+        with torch.no_grad():
+            z = vae.encode(images).latent_dist.mean
+        recon = vae.decode(z).sample
+        loss = (recon - images).abs().mean() + (recon - images).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for group in opt.param_groups:
+            group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))
+        if step % log_every == 0 or step == steps - 1:
+            log.info("decoder step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
+    vae.requires_grad_(True)
+    vae.eval()
+    return vae

@@ -99,7 +99,7 @@ def detect_objects(image) -> list[DetectedObject]:
             shape = _shape_name(region.extent, region.solidity)
             y, x = region.centroid
             size = "large" if _equivalent_radius(shape, area) >= LARGE_MIN_RADIUS else "small"
-            found.append(DetectedObject(name, shape, _nearest_position(x * scale, y * scale), size, int(round(area)),
+            found.append(DetectedObject(name, shape, _nearest_position(x * scale, y * scale), size, round(area),
                                         (x * scale, y * scale), float(region.extent)))
     found.sort(key=lambda o: -o.area)
     return found
