@@ -86,3 +86,16 @@ def test_lookup_among_many_entries_picks_the_true_owner(tmp_path, embedder):
     owner = put_fragment(cache, tmp_path, "owner", ["a large yellow triangle in the centre"])
     result = find_fragment(cache, embedder, "a large yellow triangle in the centre", BASE)
     assert result.hit and result.entry.id == owner.id and result.candidates == 151
+
+
+def test_lookup_sees_entries_added_by_another_connection(tmp_path, embedder):
+    """Lookups keep the embeddings in memory; a fragment cached by another process must still be found."""
+    mine = FragmentCache(tmp_path / "c")
+    put_fragment(mine, tmp_path, "first", ["a red circle"])
+    assert find_fragment(mine, embedder, "a red circle", BASE).entry.name == "first"
+    other = FragmentCache(tmp_path / "c")  # its own connection, as another process has
+    put_fragment(other, tmp_path, "second", ["a blue square at the bottom"])
+    found = find_fragment(mine, embedder, "a blue square at the bottom", BASE, threshold=0.999)
+    assert found.hit and found.entry.name == "second"
+    other.remove(found.entry.id)
+    assert find_fragment(mine, embedder, "a blue square at the bottom", BASE).entry.name == "first"

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -115,6 +116,9 @@ class FragmentCache:
                              "Choose another folder (HEADROOM_CACHE_DIR).") from exc
         self.db_path = self.root / DB_NAME
         self.report = RecoveryReport()
+        self._local = threading.local()
+        self._all_lock = threading.Lock()
+        self._all_connections: list[sqlite3.Connection] = []
         self._open_database()
         if budget_bytes is not None:
             self.budget_bytes = budget_bytes
@@ -140,21 +144,47 @@ class FragmentCache:
                 self.report.migrations_applied = migrate(conn)
             self.report.database_rebuilt = True
 
+    def _connection(self) -> sqlite3.Connection:
+        """One connection per thread and process, kept open: opening one per call and closing it (which
+        checkpoints the WAL) cost more than the lookups themselves."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = connect(self.db_path)
+            self._local.conn, self._local.pid, self._local.writes, self._local.memo = conn, os.getpid(), 0, {}
+            with self._all_lock:
+                self._all_connections.append(conn)
+        return conn
+
     @contextlib.contextmanager
-    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.db_path)
+    def _db(self, write: bool = False, content: bool = True) -> Iterator[sqlite3.Connection]:
+        """A transaction when `write`; `content=False` for writes that change no entry (the lookup log)."""
+        conn = self._connection()
+        if write:
+            conn.execute("BEGIN IMMEDIATE")
         try:
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
             yield conn
             if write:
                 conn.execute("COMMIT")
+                self._local.writes += int(content)
         except BaseException:
             if write and conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        finally:
-            conn.close()
+
+    def close(self) -> None:
+        """Closes this object's database connections (the cache stays usable: they reopen on demand)."""
+        with self._all_lock:
+            connections, self._all_connections = self._all_connections, []
+        for conn in connections:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> FragmentCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def budget_bytes(self) -> int:
@@ -475,6 +505,22 @@ class FragmentCache:
                 (entry_id, encoder_id, array.shape[1], array.shape[0], array.tobytes()),
             )
 
+    def change_stamp(self) -> tuple[int, int]:
+        """Changes whenever anything was committed to the database, by this object or any other connection."""
+        conn = self._connection()
+        return int(conn.execute("PRAGMA data_version").fetchone()[0]), self._local.writes
+
+    def memo(self, name: str, compute):
+        """`compute()`, remembered (per thread) until the database changes."""
+        self._connection()
+        stamp = self.change_stamp()
+        hit = self._local.memo.get(name)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = compute()
+        self._local.memo[name] = (self.change_stamp(), value)
+        return value
+
     def entries_missing_embeddings(self, base_model_hash: str, encoder_id: str) -> list[CacheEntry]:
         with self._db() as conn:
             rows = conn.execute(
@@ -484,7 +530,13 @@ class FragmentCache:
             return [self._entry_from_row(conn, row) for row in rows]
 
     def embeddings(self, base_model_hash: str, encoder_id: str):
-        """(entry ids, owner index per row, (rows, dim) float32 matrix) for every entry of this base model."""
+        """(entry ids, owner index per row, (rows, dim) float32 matrix) for every entry of this base model.
+
+        Kept in memory until the database changes, so repeated lookups do not re-read every vector."""
+        return self.memo(f"embeddings|{base_model_hash}|{encoder_id}",
+                         lambda: self._read_embeddings(base_model_hash, encoder_id))
+
+    def _read_embeddings(self, base_model_hash: str, encoder_id: str):
         import numpy as np
 
         with self._db() as conn:
@@ -501,7 +553,7 @@ class FragmentCache:
         return ids, np.asarray(owners, dtype=np.int64), matrix
 
     def log_lookup(self, prompt: str, hit: bool, entry_id: str | None, similarity: float | None, reason: str) -> None:
-        with self._db(write=True) as conn:
+        with self._db(write=True, content=False) as conn:
             conn.execute("INSERT INTO lookups (ts, prompt, hit, entry_id, similarity, reason) VALUES (?, ?, ?, ?, ?, ?)",
                          (time.time(), normalise_prompt(prompt), int(hit), entry_id, similarity, reason))
 

@@ -69,7 +69,8 @@ def find_fragment(
     """The closest cached fragment for `prompt` among this base model's entries (optionally only those made
     with one reduction setting), a hit when its similarity reaches `threshold`."""
     start = time.perf_counter()
-    index_entries(cache, embedder, base_model_hash)
+    cache.memo(f"indexed|{base_model_hash}|{embedder.encoder_id}",
+               lambda: index_entries(cache, embedder, base_model_hash))
     ids, owners, matrix = cache.embeddings(base_model_hash, embedder.encoder_id)
     allowed = None
     if reduction_fp is not None:
