@@ -79,3 +79,28 @@ def test_environment_changes_are_listed():
     b = {"environment": {"device": "cuda:0", "torch": "2.14.1", "cpu_threads": 2}}
     assert environment_changes(a, a) == []
     assert environment_changes(b, a) == ["device: cpu -> cuda:0"]
+
+    c = {"environment": a["environment"], "model": {"hash": "a" * 64}}
+    d = {"environment": a["environment"], "model": {"hash": "b" * 64}}
+    assert environment_changes(d, c) == ["base model: aaaaaaaaaaaa... -> bbbbbbbbbbbb..."]
+
+
+def test_prompts_files(tmp_path):
+    from core.report.run import read_prompts_file
+
+    lines = tmp_path / "prompts.txt"
+    lines.write_text("# shapes\na red circle\n\n  a blue square on the left  \n")
+    assert read_prompts_file(lines) == ["a red circle", "a blue square on the left"]
+    as_json = tmp_path / "prompts.json"
+    as_json.write_text('["a red circle", "a green triangle"]')
+    assert read_prompts_file(as_json) == ["a red circle", "a green triangle"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(HeadRoomError, match="holds no prompts"):
+        read_prompts_file(empty)
+    with pytest.raises(HeadRoomError, match="does not exist"):
+        read_prompts_file(tmp_path / "missing.txt")
+    bad = tmp_path / "bad.json"
+    bad.write_text('["a red circle", 3]')
+    with pytest.raises(HeadRoomError, match="strings only"):
+        read_prompts_file(bad)

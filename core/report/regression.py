@@ -119,4 +119,8 @@ ENVIRONMENT_KEYS = ("device", "gpu", "torch", "cpu_threads", "platform")
 def environment_changes(current: dict, baseline: dict) -> list:
     """What differs between the machines/software of two reports: timings only compare on the same setup."""
     now, before = current.get("environment", {}), baseline.get("environment", {})
-    return [f"{k}: {before.get(k)} -> {now.get(k)}" for k in ENVIRONMENT_KEYS if now.get(k) != before.get(k)]
+    changes = [f"{k}: {before.get(k)} -> {now.get(k)}" for k in ENVIRONMENT_KEYS if now.get(k) != before.get(k)]
+    old_hash, new_hash = (baseline.get("model") or {}).get("hash"), (current.get("model") or {}).get("hash")
+    if old_hash and new_hash and old_hash != new_hash:
+        changes.append(f"base model: {old_hash[:12]}... -> {new_hash[:12]}...")
+    return changes
