@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer
 
-SELF_TEST_PROMPT = "a red circle above a blue square"
+SELF_TEST_PROMPTS = ("a red circle above a blue square", "a green triangle on a yellow background")
+SELF_TEST_PROMPT = SELF_TEST_PROMPTS[0]
 SELF_TEST_STEPS = 2
 SELF_TEST_THRESHOLD = 40.0
 
@@ -32,7 +33,7 @@ class SelfTest:
             return
         if title == "Load model":
             panel = self.window.prompt_panel
-            panel.prompts_edit.setPlainText(SELF_TEST_PROMPT)
+            panel.prompts_edit.setPlainText("\n".join(SELF_TEST_PROMPTS))
             panel.seed_mode.setCurrentText("list")
             panel.seeds_edit.setText("0")
             panel.steps_spin.setValue(SELF_TEST_STEPS)

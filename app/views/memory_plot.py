@@ -101,4 +101,6 @@ class MemoryPlot(QWidget):
         self.peak = (times[index], values[index])
         self.peak_mark.setData([self.peak[0]], [self.peak[1]])
         self.peak_text.setText(f"peak {first} {self.peak[1]:.0f} MB")
+        late = self.peak[0] > (times[0] + times[-1]) / 2
+        self.peak_text.setAnchor((1.0, 1.2) if late else (0.0, 1.2))  # keep the label inside the plot
         self.peak_text.setPos(*self.peak)

@@ -84,7 +84,9 @@ class PreviewPanel(QGroupBox):
         for key, _, fmt in METRICS:
             value = result.get(key)
             self.metric_labels[key].setText("unavailable" if value is None else fmt.format(value))
-        self.metric_labels["clip_delta"].setToolTip(result.get("clip_reason", ""))
+        self.metric_labels["clip_delta"].setToolTip(
+            "CLIP score of the base minus the fragment's for this prompt: positive = the fragment agrees less "
+            f"with the prompt. {result.get('clip_reason', '')}")
         self.note.setText(result.get("note", ""))
 
     def _on_preview_clicked(self) -> None:
