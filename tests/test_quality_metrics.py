@@ -157,3 +157,25 @@ def test_builtin_model_without_tiny_clip_weights_says_why(monkeypatch, tmp_path)
     scorer, status = clip_scorer_for(_Builtin())
     assert scorer is None and not status.available
     assert "tiny CLIP" in status.reason and "missing" in status.reason
+
+
+def _shipped_tiny_clip_present() -> bool:
+    from core.builtin.tiny_clip import WEIGHTS_FILE, clip_folder
+
+    return (clip_folder() / WEIGHTS_FILE).is_file()
+
+
+@pytest.mark.skipif(not _shipped_tiny_clip_present(), reason="the trained tiny CLIP is not in resources/ yet")
+def test_trained_tiny_clip_scores_an_unrelated_image_worse():
+    from core.shapes.captions import caption
+    from core.shapes.scene import render, scene_from_seed
+
+    scorer, status = clip_scorer_for(_Builtin())
+    assert status.available
+    scenes = [scene_from_seed(seed, n_objects=1) for seed in range(12)]
+    captions = [caption(scene) for scene in scenes]
+    images = [render(scene)[0] for scene in scenes]
+    own = scorer.score(images, captions)
+    unrelated = scorer.score(images[1:] + images[:1], captions)  # each caption next to another scene's image
+    assert (own > unrelated).mean() >= 0.9
+    assert own.mean() - unrelated.mean() > 10.0
