@@ -51,7 +51,7 @@ def builtin_loaded():
 def builtin_profile(builtin_loaded):
     from core.profiling import profile_model
 
-    return profile_model(builtin_loaded, ["a red circle", "a blue square on the left"], seeds=[0, 1], steps=2)
+    return profile_model(builtin_loaded, ["a red circle", "a blue square on the left"], seeds=[0, 1], steps=1)
 
 
 def test_builtin_round_trip_equals_masked_model(builtin_loaded, builtin_profile, tmp_path):
@@ -158,7 +158,39 @@ def test_all_reductions_round_trip_on_tiny_families(family, tmp_path):
         k[manifest.pruning.ffn.neurons_removed.get(name, [])] = False
         kept[name] = k.numpy()
     inputs = tiny_inputs(unet, seed=9)
+    from core.fragments import rebuild_from_base
+
     with torch.no_grad():
         rebuilt = reduce_unet(unet, sel, FfnSelection(kept), request.reduce).unet
-        torch.testing.assert_close(fragment.unet(**inputs).sample, rebuilt(**inputs).sample, rtol=1e-4, atol=1e-5)
+        from_manifest = rebuild_from_base(loaded, manifest)
+        expected = fragment.unet(**inputs).sample
+        torch.testing.assert_close(expected, rebuilt(**inputs).sample, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(expected, from_manifest(**inputs).sample, rtol=1e-3, atol=1e-4)
     assert sum(t.numel() * t.element_size() for t in fragment.unet.state_dict().values()) == manifest.size.fragment_bytes
+
+
+def test_profile_of_another_model_and_cancel_write_nothing(builtin_loaded, builtin_profile, tmp_path):
+    import copy as _copy
+
+    from core.errors import CancelledError, ProfileFileError
+    from core.progress import CancelToken
+
+    foreign = _copy.copy(builtin_profile)
+    foreign.meta = dict(builtin_profile.meta, model_hash="e" * 64)
+    with pytest.raises(ProfileFileError, match="profile"):
+        extract_fragment(builtin_loaded, foreign, tmp_path / "a", FragmentRequest())
+    assert not (tmp_path / "a").exists()
+
+    token = CancelToken()
+    events = []
+
+    def on_progress(event):
+        events.append(event.message)
+        if len(events) == 2:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        extract_fragment(builtin_loaded, builtin_profile, tmp_path / "b", FragmentRequest(), progress=on_progress,
+                         token=token)
+    assert not (tmp_path / "b" / MANIFEST_NAME).exists() and not (tmp_path / "b" / STATE_DICT_NAME).exists()
+    assert events[0] == "scoring heads"

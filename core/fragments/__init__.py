@@ -15,6 +15,7 @@ _EXPORTS = {
     "apply_fragment": "core.fragments.store",
     "read_manifest": "core.fragments.store",
     "update_manifest": "core.fragments.store",
+    "rebuild_from_base": "core.fragments.store",
     "LoadedFragment": "core.fragments.store",
     "extract_fragment": "core.fragments.extract",
     "FragmentRequest": "core.fragments.extract",

@@ -93,8 +93,10 @@ def check_base(manifest: FragmentManifest, base_hash: str, base_name: str = "?")
         )
 
 
-def apply_structure(unet, manifest: FragmentManifest) -> None:
-    """Re-applies the recorded structure to a base-architecture UNet (meta device or real)."""
+def apply_structure(unet, manifest: FragmentManifest, from_weights: bool = False) -> None:
+    """Re-applies the recorded structure to a base-architecture UNet. On meta tensors (`from_weights=False`)
+    low-rank and int8 layers are created empty, to load a fragment's tensors into; with `from_weights` they are
+    computed from the UNet's own weights (rebuilding a fragment from its base and manifest alone)."""
     from core.pruning.lowrank import restructure_low_rank
     from core.pruning.precision import apply_precision
     from core.pruning.surgery import drop_attention, prune_attention_heads, prune_ffn
@@ -110,11 +112,12 @@ def apply_structure(unet, manifest: FragmentManifest) -> None:
             drop_attention(unet, name)
         if p.ffn is not None:
             prune_ffn(unet, p.ffn.neurons_removed)
-        restructure_low_rank(unet, [layer.model_dump() for layer in manifest.compression.low_rank_layers])
+        restructure_low_rank(unet, [layer.model_dump() for layer in manifest.compression.low_rank_layers],
+                             from_weights=from_weights)
         q = manifest.compression.quantization
         if q.applied and q.dtype:
             apply_precision(unet, q.dtype, rest_dtype=q.compute_dtype if q.dtype == "int8" else None,
-                            layers=q.layers if q.dtype == "int8" else None, structure_only=True)
+                            layers=q.layers if q.dtype == "int8" else None, structure_only=not from_weights)
     except AttributeError as exc:
         raise FragmentError(
             f"The fragment's structure does not fit this base model's architecture ({exc})."
@@ -129,6 +132,20 @@ class LoadedFragment:
 
     def __iter__(self):  # `unet, manifest = load_fragment(...)`
         return iter((self.unet, self.manifest))
+
+
+def rebuild_from_base(base, manifest: FragmentManifest):
+    """The fragment's UNet recomputed from the base model's weights and the manifest alone (no weights file):
+    the same slices, the same low-rank ranks, the same int8 rounding. The base is left untouched."""
+    import torch
+
+    from core.pruning.extract import copy_sharing_weights
+
+    check_base(manifest, base.model_hash, getattr(base, "name", "?"))
+    unet = copy_sharing_weights(base.unet)
+    with torch.no_grad():
+        apply_structure(unet, manifest, from_weights=True)
+    return unet.eval()
 
 
 def load_fragment(fragment_dir, base, device=None, verify_checksum: bool = True) -> LoadedFragment:

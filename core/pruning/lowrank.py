@@ -171,11 +171,24 @@ def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_feat
     return records
 
 
-def restructure_low_rank(unet, layers: list[dict]) -> None:
-    """Replaces the recorded layers by empty LowRankLinear modules of the recorded rank (to load weights into)."""
+def restructure_low_rank(unet, layers: list[dict], from_weights: bool = False) -> None:
+    """Replaces the recorded layers by LowRankLinear modules of the recorded rank: empty ones (to load weights
+    into), or, with `from_weights`, factorised from the layer's current weights at exactly that rank."""
+    import torch.nn as nn
+
     LowRank = low_rank_linear_class()
     for rec in layers:
         lin = unet.get_submodule(rec["layer"])
-        new = LowRank(lin.in_features, lin.out_features, int(rec["rank"]), bias=lin.bias is not None,
-                      device=lin.weight.device, dtype=lin.weight.dtype)
+        r = int(rec["rank"])
+        w = lin.weight
+        new = LowRank(lin.in_features, lin.out_features, r, bias=lin.bias is not None, device=w.device,
+                      dtype=w.dtype)
+        if from_weights:
+            with _few_threads(w):
+                _, factors = _truncated_svd(w.detach(), 1.0)
+                up, down = factors(r)
+            new.down.weight = nn.Parameter(down.to(w.dtype).contiguous(), requires_grad=False)
+            new.up.weight = nn.Parameter(up.to(w.dtype).contiguous(), requires_grad=False)
+            if lin.bias is not None:
+                new.up.bias = nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
         _set_module(unet, rec["layer"], new)
