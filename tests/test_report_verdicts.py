@@ -85,3 +85,25 @@ def test_break_even_is_never_when_the_fragment_is_not_faster():
 def test_break_even_is_not_measured_without_its_inputs():
     assert break_even(None, 40.0, 1500.0, 1000.0) is None
     assert break_even(60.0, 40.0, None, 1000.0) is None
+
+
+def test_quality_that_cannot_judge_never_passes_h1_or_h2():
+    why = "the model has untrained stand-in weights: its images match no prompt"
+    assert verdict_h1(-0.05, 24, 4, quality_invalid=why)["verdict"] == NOT_MEASURED
+    h2 = verdict_h2(0.5, 0.0, quality_invalid=why)
+    assert h2["verdict"] == NOT_MEASURED and why in h2["reason"]
+    verdicts = {v["id"]: v for v in all_verdicts(clip_delta_rel=0.0, heads_removed=5, memory_reduction=0.3,
+                                                  quality_delta=0.0, batch_speedup=2.0, quality_invalid=why)}
+    assert verdicts["H1"]["verdict"] == verdicts["H2"]["verdict"] == NOT_MEASURED
+    assert verdicts["H4"]["verdict"] == PASS  # performance does not depend on what the images show
+
+
+def test_relative_clip_delta_needs_base_images_that_match_their_prompts():
+    from core.quality.evaluate import summarize_clip
+    from core.quality.metrics import Availability
+
+    matching = summarize_clip([30.0, 34.0], [31.0, 31.0], Availability(True, ""), None)
+    assert matching["delta_rel"] == pytest.approx(1.0 / 32.0)
+    noise = summarize_clip([-17.0, -16.0], [-15.0, -16.0], Availability(True, ""), None)
+    assert noise["delta_mean"] == pytest.approx(-1.0) and noise["delta_rel"] is None
+    assert "do not match their prompts" in noise["delta_rel_reason"]

@@ -78,7 +78,10 @@ def summarize_clip(base_scores, fragment_scores, status: Availability, scorer: C
         "fragment_mean": fragment_mean,
         # positive = the fragment agrees less with the prompts than the base model
         "delta_mean": delta,
-        "delta_rel": delta / abs(base_mean) if base_mean else None,
+        # A relative drop needs base images that match their prompts (positive cosine); else it is noise.
+        "delta_rel": delta / base_mean if base_mean > 0 else None,
+        "delta_rel_reason": "" if base_mean > 0 else
+        f"the base images do not match their prompts (mean CLIP score {base_mean:.2f} <= 0)",
         "samples": len(base_scores),
         # spread of the per-sample drop: with few samples a small mean delta can be noise
         "delta_std": statistics.stdev(b - f for b, f in zip(base_scores, fragment_scores))

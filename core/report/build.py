@@ -162,6 +162,8 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
         metrics["quality.clip_delta_rel"] = clip["delta_rel"]
     for key in ("quality.clip_base_mean", "quality.clip_fragment_mean", "quality.clip_delta_rel"):
         notes[key] = ("unavailable: " if not clip.get("available") else "") + clip.get("reason", "")
+    if clip.get("available") and metrics["quality.clip_delta_rel"] is None:
+        notes["quality.clip_delta_rel"] = "not computed: " + clip.get("delta_rel_reason", "")
     notes["quality.lpips_mean"] = "unavailable: " + evaluation.lpips.get("reason", "")
     metrics["quality.ssim_mean"] = quality["ssim_mean"]
     metrics["quality.phash_distance_mean"] = quality["phash_distance_mean"]
@@ -242,6 +244,8 @@ def build_report(evaluation, *, model: dict, fragment: dict, settings: dict, dev
         batch_speedup=metrics["performance.batch_speedup"],
         batch_size=frag.get("throughput", {}).get("best_batch_size") if frag else None,
         break_even=metrics["economics.break_even_variants"], clip_samples=clip.get("samples"),
+        quality_invalid=("the model has untrained stand-in weights: its images match no prompt"
+                         if model.get("trained") is False else clip.get("delta_rel_reason", "")),
     )
 
     checklist = []

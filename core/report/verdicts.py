@@ -46,9 +46,11 @@ def _number(value) -> float | None:
     return None
 
 
-def verdict_h1(clip_delta_rel, heads_removed, samples=None) -> dict:
+def verdict_h1(clip_delta_rel, heads_removed, samples=None, quality_invalid: str = "") -> dict:
     threshold = f"relative CLIP delta <= {H1_MAX_CLIP_DELTA:.0%} with at least one head removed"
     delta = _number(clip_delta_rel)
+    if quality_invalid:
+        return _verdict("H1", threshold, None, NOT_MEASURED, quality_invalid)
     if delta is None:
         return _verdict("H1", threshold, None, NOT_MEASURED, "no CLIP delta was measured")
     if heads_removed is None:
@@ -65,11 +67,14 @@ def verdict_h1(clip_delta_rel, heads_removed, samples=None) -> dict:
                     samples=samples)
 
 
-def verdict_h2(memory_reduction, quality_delta) -> dict:
+def verdict_h2(memory_reduction, quality_delta, quality_invalid: str = "") -> dict:
     threshold = f"memory reduction >= {H2_MIN_MEMORY_REDUCTION:.0%} at quality delta < {H2_MAX_QUALITY_DELTA:.0%}"
     reduction, delta = _number(memory_reduction), _number(quality_delta)
     if reduction is None:
         return _verdict("H2", threshold, None, NOT_MEASURED, "peak memory was not measured for both models")
+    if quality_invalid:
+        return _verdict("H2", threshold, None, NOT_MEASURED,
+                        f"memory reduction {reduction:.1%}, but {quality_invalid}", memory_reduction=reduction)
     if delta is None:
         return _verdict("H2", threshold, None, NOT_MEASURED,
                         f"memory reduction {reduction:.1%} but no quality (CLIP) delta was measured",
@@ -116,10 +121,11 @@ def verdict_h5(break_even) -> dict:
 
 def all_verdicts(*, clip_delta_rel=None, heads_removed=None, memory_reduction=None, quality_delta=None,
                  paraphrase_pass_rate=None, batch_speedup=None, batch_size=None, break_even=None,
-                 clip_samples=None) -> list:
+                 clip_samples=None, quality_invalid: str = "") -> list:
+    """`quality_invalid`: why the quality numbers cannot judge anything (e.g. an untrained model)."""
     return [
-        verdict_h1(clip_delta_rel, heads_removed, clip_samples),
-        verdict_h2(memory_reduction, quality_delta),
+        verdict_h1(clip_delta_rel, heads_removed, clip_samples, quality_invalid),
+        verdict_h2(memory_reduction, quality_delta, quality_invalid),
         verdict_h3(paraphrase_pass_rate),
         verdict_h4(batch_speedup, batch_size),
         verdict_h5(break_even),
