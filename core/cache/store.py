@@ -540,17 +540,22 @@ class FragmentCache:
         import numpy as np
 
         with self._db() as conn:
-            rows = conn.execute(
+            cursor = conn.execute(
                 "SELECT e.id, m.dim, m.count, m.vectors FROM entries e JOIN embeddings m ON m.entry_id = e.id"
-                " WHERE e.base_model_hash = ? AND m.encoder_id = ?", (base_model_hash, encoder_id),
-            ).fetchall()
-        ids, owners, blocks = [], [], []
-        for i, row in enumerate(rows):
-            ids.append(row["id"])
-            owners.extend([i] * row["count"])
-            blocks.append(np.frombuffer(row["vectors"], dtype=np.float32).reshape(row["count"], row["dim"]))
-        matrix = np.concatenate(blocks) if blocks else np.zeros((0, 0), dtype=np.float32)
-        return ids, np.asarray(owners, dtype=np.int64), matrix
+                " WHERE e.base_model_hash = ? AND m.encoder_id = ? AND m.count > 0", (base_model_hash, encoder_id),
+            )
+            cursor.row_factory = None  # plain tuples: this reads every entry
+            rows = cursor.fetchall()
+        if not rows:
+            return [], np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = [row[0] for row in rows]
+        dims = {row[1] for row in rows}
+        if len(dims) != 1:
+            raise CacheError(f"Cached embeddings of one encoder have different widths {sorted(dims)}; "
+                             "remove the cache's embeddings table rows to rebuild them.")
+        counts = np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.float32).reshape(-1, dims.pop())
+        return ids, np.repeat(np.arange(len(rows)), counts), matrix
 
     def log_lookup(self, prompt: str, hit: bool, entry_id: str | None, similarity: float | None, reason: str) -> None:
         with self._db(write=True, content=False) as conn:
