@@ -222,7 +222,11 @@ class StudioWindow(QMainWindow):
 
     def _on_model_loaded(self, session) -> None:
         self.session = session
-        self.profile, self.scores, self.selection = None, {}, None
+        self.profile, self.scores, self.selection, self.last_preview = None, {}, None, None
+        self.heatmap.clear()  # nothing of the previous model stays on screen
+        self.preview_panel.clear()
+        self.live_preview.clear_image()
+        self.attention_map.show_unavailable("Profile the model, then click a cross-attention head.")
         self.model_panel.show_summary(session.summary)
         if session.loaded.source != "builtin":
             self.settings.add_recent_model(session.summary["spec"])  # what loads it again (a path)

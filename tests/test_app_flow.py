@@ -176,7 +176,7 @@ def check_saved_fragment(window):
     assert manifest.quality_eval.ssim_mean is not None and 0.0 <= manifest.quality_eval.ssim_mean <= 1.0
     assert manifest.quality_eval.samples == len(window.profile.meta["prompts"])  # each prompt at the first seed
     quality = manifest.quality_eval
-    assert (quality.clip_delta_mean is not None) != bool(quality.clip_unavailable_reason)  # a number or a why
+    assert (quality.clip_base_mean is not None) != bool(quality.clip_unavailable_reason)  # a score or a why
     assert manifest.performance.base_latency_ms > 0 and manifest.performance.fragment_latency_ms > 0
     assert manifest.size.fragment_params < manifest.size.base_params
 
@@ -252,6 +252,7 @@ def test_a_diffusers_folder_loads_and_is_remembered(qtbot, window, tmp_path):
                                                                  Qt.MouseButton.LeftButton), "Load model")
     assert outcome == ("Load model", "done"), window.errors
     assert window.session.loaded.source == "diffusers-folder"
+    assert window.heatmap.data is None and window.profile is None  # a new model starts clean
     assert window.session.summary["heads"] == window.session.structure.total_heads > 0
     assert window.settings.recent_models() == ["builtin:shapes", str(folder)]
     combo = window.model_panel.spec_combo

@@ -86,6 +86,12 @@ class HeadHeatmap(QWidget):
         self.caption.setText(f"{len(data.names)} attention modules × up to {grid.shape[1]} heads, coloured by "
                              f"{data.label}. Red × = pruned. Wheel/drag to scroll modules, click a head for its map.")
 
+    def clear(self) -> None:
+        self.data, self.method, self.pruned = None, None, {}
+        self.image.clear()
+        self.pruned_marks.setData(x=[], y=[])
+        self.caption.setText("Profile the model to see its heads. Red × = pruned at the current threshold.")
+
     def set_pruned(self, pruned: dict[str, list[int] | set[int]]) -> None:
         self.pruned = {name: set(heads) for name, heads in pruned.items()}
         self._draw_pruned()

@@ -89,5 +89,13 @@ class PreviewPanel(QGroupBox):
             f"with the prompt. {result.get('clip_reason', '')}")
         self.note.setText(result.get("note", ""))
 
+    def clear(self) -> None:
+        for label in (self.base_image, self.fragment_image, self.diff_image):
+            label.clear_image()
+        for label in self.metric_labels.values():
+            label.setText("–")
+        self.prompt_combo.clear()
+        self.note.setText("")
+
     def _on_preview_clicked(self) -> None:
         self.preview_requested.emit(self.prompt_combo.currentText().strip(), self.seed_spin.value())
