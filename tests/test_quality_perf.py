@@ -26,6 +26,7 @@ def test_peak_memory_sees_a_large_temporary_allocation():
     assert large.increase_bytes > 64 * 1024 * 1024
     assert small.increase_bytes < large.increase_bytes
     assert large.as_dict()["method"] == "rss_sampler"
+    assert large.peak_rss_bytes == large.peak_bytes and large.nvml_peak_used_bytes is None  # CPU: RSS only
 
 
 def test_weight_bytes_count_shared_tensors_once():

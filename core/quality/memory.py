@@ -18,6 +18,8 @@ class PeakMemory:
     method: str  # "cuda_max_memory_allocated" or "rss_sampler"
     before_bytes: int = 0
     peak_bytes: int = 0
+    peak_rss_bytes: int | None = None  # the process, whatever the device
+    nvml_peak_used_bytes: int | None = None  # the whole GPU as nvidia-smi sees it (other processes included)
 
     @property
     def increase_bytes(self) -> int:
@@ -30,6 +32,9 @@ class PeakMemory:
             "before_mb": round(self.before_bytes / MB, 3),
             "peak_mb": round(self.peak_bytes / MB, 3),
             "increase_mb": round(self.increase_bytes / MB, 3),
+            "peak_rss_mb": None if self.peak_rss_bytes is None else round(self.peak_rss_bytes / MB, 3),
+            "nvml_peak_used_mb": None if self.nvml_peak_used_bytes is None
+            else round(self.nvml_peak_used_bytes / MB, 3),
         }
 
 
@@ -92,3 +97,6 @@ class measure_peak_memory:
         self._sampler.stop()
         samples = self._sampler.samples()
         self.result.peak_bytes = max([self.result.peak_bytes] + [self._value(s) for s in samples])
+        summary = self._sampler.summary()
+        self.result.peak_rss_bytes = summary.get("peak_rss_bytes")
+        self.result.nvml_peak_used_bytes = summary.get("nvml_peak_used_bytes")
