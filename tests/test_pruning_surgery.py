@@ -85,7 +85,7 @@ def test_masked_equals_pruned_builtin(builtin_pipe):
     unet = copy.deepcopy(builtin_pipe.unet)
     pruned, sel = _check_invariant(unet, builtin_unet_inputs(unet, seed=7), seed=8, check_exit=True)
     dropped_module = pruned.get_submodule(sel.dropped[0])
-    assert type(dropped_module).__name__ == "DroppedAttention"
+    assert type(dropped_module).__name__ == "DroppedAttention" and not list(dropped_module.parameters())
     # The original pipeline's UNet is untouched.
     assert UnetStructure.from_unet(builtin_pipe.unet).total_heads == sel.heads_total
 

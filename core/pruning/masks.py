@@ -66,16 +66,36 @@ def _selection_gates(selection):
 
 
 @contextlib.contextmanager
+def silenced_attentions(unet, names) -> Iterator[None]:
+    """Whole attentions output nothing (bias included), as `DroppedAttention` does after surgery."""
+    handles = []
+
+    def hook(module, args, output):
+        if getattr(module, "residual_connection", False):
+            return args[0] / module.rescale_output_factor
+        return output * 0
+
+    try:
+        for name in names:
+            handles.append(unet.get_submodule(name).register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
 def apply_head_masks(unet, selection, ffn_selection=None) -> Iterator[None]:
     """Logical pruning for preview: the removed heads (and FFN neurons) output zero; undone on exit.
 
-    A module in `selection.dropped` has all heads masked; its output is then the out-projection's bias only,
-    exactly what `prune_heads` leaves behind when it drops the attention.
+    A module in `selection.dropped` contributes nothing at all (its out-projection bias included), exactly
+    what `prune_heads` leaves behind when it drops the attention.
     """
     ffn = {}
     if ffn_selection is not None:
         import torch
 
         ffn = {n: torch.from_numpy(k.astype("float32")) for n, k in ffn_selection.kept.items() if not k.all()}
-    with head_gates(unet, _selection_gates(selection)), ffn_gates(unet, ffn):
+    with head_gates(unet, _selection_gates(selection)), ffn_gates(unet, ffn), \
+            silenced_attentions(unet, getattr(selection, "dropped", ())):
         yield

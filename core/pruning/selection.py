@@ -170,7 +170,7 @@ def estimate(selection: HeadSelection, unet_structure: UnetStructure | None = No
     """Heads kept, parameters and bytes removed per module and in total, without touching the model."""
     st = unet_structure or selection.structure
     kept_counts = np.add.reduceat(selection.kept_flat.astype(np.int64), st.offsets[:-1])
-    removed_params = (st.heads - kept_counts) * st.params_per_head
+    removed_params = (st.heads - kept_counts) * st.params_per_head + (kept_counts == 0) * st.drop_extra_params
     total = int(removed_params.sum())
     per = {}
     if per_module:

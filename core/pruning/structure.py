@@ -88,6 +88,7 @@ class UnetStructure:
     names: list[str] = field(init=False)
     heads: np.ndarray = field(init=False)
     params_per_head: np.ndarray = field(init=False)
+    drop_extra_params: np.ndarray = field(init=False)
     module_of_head: np.ndarray = field(init=False)
     offsets: np.ndarray = field(init=False)
 
@@ -95,6 +96,8 @@ class UnetStructure:
         self.names = [i.name for i in self.infos]
         self.heads = np.array([i.heads for i in self.infos], dtype=np.int64)
         self.params_per_head = np.array([i.params_per_head for i in self.infos], dtype=np.int64)
+        # What dropping a whole attention removes beyond its heads: the out-projection bias.
+        self.drop_extra_params = np.array([i.out_dim if i.out_bias else 0 for i in self.infos], dtype=np.int64)
         self.module_of_head = np.repeat(np.arange(len(self.infos)), self.heads)
         self.offsets = np.concatenate([[0], np.cumsum(self.heads)]).astype(np.int64)
 

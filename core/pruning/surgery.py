@@ -2,8 +2,8 @@
 
 Heads: rows of to_q/to_k/to_v (and their biases), columns of to_out[0]; `heads`, `inner_dim`, `inner_kv_dim`,
 `sliceable_head_dim` updated; `scale` unchanged (it depends on the head size). A module with every head removed
-is replaced by `DroppedAttention`, which returns what the fully masked attention returns: the out-projection's
-bias (the residual carries the signal). Works on meta tensors too (used to rebuild a fragment's structure).
+is replaced by `DroppedAttention`, which contributes nothing (output zero, out-projection bias included): the
+block's residual carries the signal. Works on meta tensors too (used to rebuild a fragment's structure).
 """
 
 from __future__ import annotations
@@ -23,25 +23,18 @@ def _module_class():
     import torch.nn as nn
 
     class DroppedAttention(nn.Module):
-        """An attention removed as a whole. Its output is the constant out-projection bias."""
+        """An attention removed as a whole: it adds nothing to the residual stream and holds no weights."""
 
-        def __init__(self, out_dim: int, bias=None, residual_connection=False, rescale_output_factor=1.0):
+        def __init__(self, out_dim: int, residual_connection=False, rescale_output_factor=1.0):
             super().__init__()
             self.out_dim = int(out_dim)
             self.residual_connection = bool(residual_connection)
             self.rescale_output_factor = float(rescale_output_factor)
-            if bias is not None:
-                self.out_bias = nn.Parameter(bias.detach().clone().contiguous(), requires_grad=False)
-            else:
-                self.register_parameter("out_bias", None)
 
         def forward(self, hidden_states, encoder_hidden_states=None, attention_mask=None, **kwargs):
-            out = hidden_states.new_zeros(hidden_states.shape[:-1] + (self.out_dim,))
-            if self.out_bias is not None:
-                out = out + self.out_bias.to(out.dtype)
             if self.residual_connection:
-                out = out + hidden_states
-            return out / self.rescale_output_factor
+                return hidden_states / self.rescale_output_factor
+            return hidden_states.new_zeros(hidden_states.shape[:-1] + (self.out_dim,))
 
         def extra_repr(self) -> str:
             return f"out_dim={self.out_dim}, dropped=True"
@@ -111,7 +104,7 @@ def prune_attention_heads(attn, keep: Sequence[int]) -> None:
 def drop_attention(unet, name: str) -> None:
     attn = unet.get_submodule(name)
     out = attn.to_out[0]
-    new = dropped_attention_class()(out.out_features, out.bias, attn.residual_connection, attn.rescale_output_factor)
+    new = dropped_attention_class()(out.out_features, attn.residual_connection, attn.rescale_output_factor)
     _set_module(unet, name, new)
 
 
