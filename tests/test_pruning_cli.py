@@ -61,3 +61,15 @@ def test_extract_refuses_bad_arguments(profile_file, tmp_path, capsys):
     code = main(["extract", "--profile", str(profile_file), "--retention", "0.5", "--out", str(not_a_fragment)])
     assert code == 2 and "not a fragment folder" in capsys.readouterr().err
     assert (not_a_fragment / "notes.txt").read_text() == "mine"
+
+
+def test_extract_preset_with_override(profile_file, tmp_path, capsys):
+    out = tmp_path / "agg"
+    code = main(["extract", "--profile", str(profile_file), "--device", "cpu", "--preset", "aggressive",
+                 "--precision", "bf16", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["threshold_params"]["retention"] == 0.5
+    assert manifest["pruning"]["ffn"]["ratio"] == 0.5
+    assert manifest["compression"]["quantization"]["dtype"] == "bf16"  # the flag overrides the preset's int8
+    assert manifest["pruning"]["heads_kept"] <= manifest["pruning"]["heads_total"] // 2 + 16

@@ -30,7 +30,10 @@ def add_parser(subparsers) -> None:
                         help="remove heads scoring below the P-th percentile (0-100), e.g. 30")
     amount.add_argument("--retention", type=float, metavar="R", help="keep this fraction of heads (0-1], e.g. 0.7")
     amount.add_argument("--threshold", type=float, metavar="T", help="remove heads whose score is below T")
-    p.add_argument("--score", default="energy", choices=["energy", "mass", "ablation", "taylor"],
+    amount.add_argument("--preset", choices=["default", "balanced", "aggressive"],
+                        help="default: 35th percentile, heads only; balanced: 40th percentile + 25%% FFN + fp16; "
+                        "aggressive: half the heads + half the FFN neurons + int8 (other flags override)")
+    p.add_argument("--score", default=None, choices=["energy", "mass", "ablation", "taylor"],
                    help="head importance: activation energy (default), cross-attention token mass, "
                    "ablation (runs the model once per head), taylor (first-order ablation, a few passes)")
     p.add_argument("--normalize", default="module", choices=["module", "global", "rank"],
@@ -38,7 +41,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-heads", type=int, default=1, metavar="N", help="heads every attention keeps (default 1)")
     p.add_argument("--drop-empty", action="store_true",
                    help="drop an attention entirely when all its heads fall below the threshold (recorded)")
-    p.add_argument("--ffn", type=float, default=0.0, metavar="RATIO",
+    p.add_argument("--ffn", type=float, default=None, metavar="RATIO",
                    help="also remove this fraction of feed-forward neurons per block (0-0.9)")
     p.add_argument("--low-rank-energy", type=float, default=None, metavar="E",
                    help="factorise linear layers keeping this fraction of spectral energy (e.g. 0.95), "
@@ -70,11 +73,17 @@ def run(args) -> int:
     from core.profiling import Profile
     from core.pruning.extract import ExtractConfig
 
-    if not 0.0 <= args.ffn < 0.95:
+    if args.ffn is not None and not 0.0 <= args.ffn < 0.95:
         raise HeadRoomError(f"--ffn must be between 0 and 0.9 (a fraction of neurons), got {args.ffn}.")
     if args.low_rank_energy is not None and not 0.0 < args.low_rank_energy < 1.0:
         raise HeadRoomError(f"--low-rank-energy must be between 0 and 1 (e.g. 0.95), got {args.low_rank_energy}.")
-    prune = _prune_config(args)
+    if args.preset:
+        from core.pruning.presets import PRESETS
+
+        preset = PRESETS[args.preset]
+        prune, base_reduce, score = preset["prune"], preset["reduce"], preset["score"]
+    else:
+        prune, base_reduce, score = _prune_config(args), ExtractConfig(), "energy"
     out = Path(args.out).expanduser()
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise HeadRoomError(f"{out} exists and is not a fragment folder; choose an empty or new folder.")
@@ -82,9 +91,12 @@ def run(args) -> int:
     print(f"Loading {args.model} ...", file=sys.stderr)
     loaded = load_model_from_args(args)
     request = FragmentRequest(
-        prune=prune, score=args.score, normalize=args.normalize,
-        reduce=ExtractConfig(ffn_ratio=args.ffn, low_rank_energy=args.low_rank_energy,
-                             precision=args.precision or "fp32"),
+        prune=prune, score=args.score or score, normalize=args.normalize,
+        reduce=ExtractConfig(
+            ffn_ratio=base_reduce.ffn_ratio if args.ffn is None else args.ffn,
+            low_rank_energy=args.low_rank_energy if args.low_rank_energy is not None else base_reduce.low_rank_energy,
+            precision=args.precision or base_reduce.precision,
+        ),
     )
     manifest = extract_fragment(loaded, profile, out, request, progress=TerminalProgress("extract"))
     size = manifest.size
