@@ -44,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     window.load_model(args.model or window.model_panel.spec(), window.model_panel.device_combo.currentText(),
                       window.model_panel.dtype_combo.currentText())
-    return app.exec()
+    code = app.exec()
+    from app.self_test import _delete_now
+
+    _delete_now(window)  # the window (and its threads' owners) go before the QApplication does
+    return code
 
 
 if __name__ == "__main__":

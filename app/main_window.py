@@ -63,6 +63,7 @@ class StudioWindow(QMainWindow):
         self.errors: list[str] = []
         self._job_title, self._job_on_result, self._job_outcome = "", None, ""
         self._build_views(fragments_dir or default_fragments_dir())
+        self._build_menus()
         self._connect()
         self._restore_settings()
         self._update_enabled()
@@ -104,6 +105,30 @@ class StudioWindow(QMainWindow):
         status.addPermanentWidget(self.job_progress, 1)
         self.setStatusBar(status)
         self.resize(1640, 960)
+
+    def _build_menus(self) -> None:
+        from PySide6.QtGui import QKeySequence
+
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_file_action = file_menu.addAction("Open checkpoint…", self.model_panel._on_file_clicked)
+        self.open_file_action.setShortcut(QKeySequence.StandardKey.Open)
+        file_menu.addAction("Open diffusers folder…", self.model_panel._on_folder_clicked)
+        file_menu.addSeparator()
+        self.save_action = file_menu.addAction("Save fragment", self.save_fragment)
+        self.save_action.setShortcut(QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        file_menu.addAction("Quit", self.close).setShortcut(QKeySequence.StandardKey.Quit)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Where are my files?", self._show_locations)
+
+    def _show_locations(self) -> None:
+        from app.logging_setup import log_file_path
+
+        box = QMessageBox(QMessageBox.Icon.Information, "HeadRoom Studio files",
+                          f"Fragments: {self.library.folder}\nSettings: {self.settings.path}\n"
+                          f"Log file: {log_file_path()}", QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def _connect(self) -> None:
         self.model_panel.load_requested.connect(self.load_model)
@@ -211,8 +236,9 @@ class StudioWindow(QMainWindow):
         self.model_panel.set_busy(busy)
         self.prompt_panel.profile_button.setEnabled(not busy and self.session is not None)
         self.preview_panel.preview_button.setEnabled(not busy and self.selection is not None)
-        self.preview_panel.save_button.setEnabled(not busy and self.selection is not None
-                                                  and self._fragments_available())
+        can_save = not busy and self.selection is not None and self._fragments_available()
+        self.preview_panel.save_button.setEnabled(can_save)
+        self.save_action.setEnabled(can_save)
 
     # -- load ---------------------------------------------------------------------------------------------
     def load_model(self, spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle: bool = False) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 
 SELF_TEST_PROMPTS = ("a red circle above a blue square", "a green triangle on a yellow background")
 SELF_TEST_PROMPT = SELF_TEST_PROMPTS[0]
-SELF_TEST_STEPS = 2
+SELF_TEST_STEPS = 3
 SELF_TEST_THRESHOLD = 40.0
 
 
@@ -21,7 +21,12 @@ class SelfTest:
         self.app, self.window, self.screenshot = app, window, screenshot
         self.exit_code: int | None = None
         self.reason = ""
+        self.progress_shot: Path | None = None
+        if screenshot:
+            shot = Path(screenshot)
+            self.progress_shot = shot.with_name(f"{shot.stem}-profiling{shot.suffix}")
         window.job_finished.connect(self._on_job_finished)
+        window.job_progress.bar.valueChanged.connect(self._maybe_shoot_progress)
         window.error_shown.connect(lambda message: self.fail(f"error dialog: {message}"))
 
     def start(self) -> None:
@@ -52,6 +57,18 @@ class SelfTest:
                 return
             self._show_first_cross_head()
             QTimer.singleShot(300, self.succeed)  # let the views paint before the screenshot
+
+    def _maybe_shoot_progress(self, _value: int) -> None:
+        """One screenshot while profiling steps run: progress with ETA, Cancel, the prompt's image."""
+        if self.progress_shot is None or "seed" not in self.window.job_progress.label.text():
+            return
+        path, self.progress_shot = self.progress_shot, None
+        QTimer.singleShot(0, lambda: self._grab(path))  # after the label has caught up with the bar
+
+    def _grab(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.window.grab().save(str(path)):
+            print(f"screenshot: {path}")
 
     def _show_first_cross_head(self) -> None:
         names = self.window.session.structure.names
@@ -92,6 +109,14 @@ def run_self_test(app, screenshot: str | None = None, timeout_s: float = 900.0) 
         QTimer.singleShot(0, test.start)
         QTimer.singleShot(int(timeout_s * 1000), lambda: test.fail(f"timed out after {timeout_s:.0f} s"))
         app.exec()
+        _delete_now(window)  # before the temporary folder and the interpreter go: no teardown-order crash
         code = 1 if test.exit_code is None else test.exit_code
         print(test.reason or "self-test ended without a result", file=sys.stderr if code else sys.stdout)
         return code
+
+
+def _delete_now(widget) -> None:
+    import shiboken6
+
+    if shiboken6.isValid(widget):
+        shiboken6.delete(widget)

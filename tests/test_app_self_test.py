@@ -24,8 +24,9 @@ def test_self_test_passes_and_saves_a_screenshot(tmp_path):
     done = run_studio(tmp_path, "--self-test", "--screenshot", str(shot))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test passed" in done.stdout
-    image = QImage(str(shot))
-    assert (image.width(), image.height()) == (1640, 960)
+    for path in (shot, shot.with_name("main-profiling.png")):  # the end state, and one while profiling
+        image = QImage(str(path))
+        assert (image.width(), image.height()) == (1640, 960), path
     log = tmp_path / "state" / "HeadRoom" / "log" / "headroom-studio.log"
     text = log.read_text("utf-8")  # the log file lives in the user log directory
     assert "HeadRoom Studio log:" in text and "Save fragment" not in done.stderr

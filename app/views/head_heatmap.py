@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QToolTip, QVBoxLayout, QWidget
 
 VISIBLE_ROWS = 40
@@ -62,16 +62,24 @@ class HeadHeatmap(QWidget):
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         self.caption = QLabel("Profile the model to see its heads. Red × = pruned at the current threshold.")
         self.caption.setWordWrap(True)
+        self.placeholder = QLabel("No heads to show yet.\n\nLoad a model, write a few prompts and press "
+                                  "“Profile heads”:\nevery attention head will appear here, coloured by its score.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("QLabel { background: black; color: #9aa0a6; font-size: 14px; }")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.placeholder, 1)
         layout.addWidget(self.caption)
+        self.graphics.hide()
         scene = self.graphics.scene()
         scene.sigMouseMoved.connect(self._on_mouse_moved)
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
 
     def set_data(self, data: HeatmapData) -> None:
         self.data = data
+        self.placeholder.hide()
+        self.graphics.show()
         grid = data.matrix()
         finite = grid[np.isfinite(grid)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -90,6 +98,8 @@ class HeadHeatmap(QWidget):
         self.data, self.method, self.pruned = None, None, {}
         self.image.clear()
         self.pruned_marks.setData(x=[], y=[])
+        self.graphics.hide()
+        self.placeholder.show()
         self.caption.setText("Profile the model to see its heads. Red × = pruned at the current threshold.")
 
     def set_pruned(self, pruned: dict[str, list[int] | set[int]]) -> None:

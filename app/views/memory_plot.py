@@ -30,6 +30,8 @@ class MemoryPlot(QWidget):
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setLabel("left", "memory (MB)")
         self.plot.setLabel("bottom", "time in job (s)")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setDownsampling(mode="peak")
         self.plot.setClipToView(True)
         self.plot.addLegend(offset=(5, 5))
