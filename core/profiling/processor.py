@@ -63,7 +63,8 @@ class ProfilingAttnProcessor:
 
         if self.explicit_probs:
             # Same scale as SDPA's default (diffusers' AttnProcessor2_0 does not pass attn.scale either).
-            scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(query.shape[-1]))
+            # scale the queries rather than the scores: fewer elements (head_dim < 77 keys in every SD UNet)
+            scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-1, -2))
             if attention_mask is not None:
                 scores = scores + attention_mask
             log_probs = scores.float().log_softmax(dim=-1)

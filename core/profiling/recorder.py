@@ -181,15 +181,23 @@ class HeadProfiler:
                 f"Cross-attention saw {probs.shape[-1]} text tokens, the profile was set up for {self.n_tokens}. "
                 "Long-prompt (chunked) embeddings are not supported while profiling; shorten the prompt."
             )
+        import torch
+
         slot = self._cross_slot[index]
+        queries = probs.shape[2]
         self._put(self._mass_parts, slot, probs.mean(2))
-        self._put(self._entropy_parts, slot, -(probs * log_probs).sum(-1).mean(-1))
+        # sum over queries and keys of p*log(p) in one reduction; entropy per query, averaged over queries
+        entropy = torch.linalg.vecdot(probs.flatten(2), log_probs.flatten(2)).mul_(-1.0 / queries)
+        self._put(self._entropy_parts, slot, entropy)
         if spatial_map:
             self._record_map(self.modules[index].name, probs)
 
     def _ffn_hook(self, index: int):
+        import torch
+
         def hook(module, args):
-            self._put(self._ffn_parts, index, args[0].detach().abs().float().mean(1))  # (batch, inner)
+            x = args[0].detach()  # (batch, tokens, inner): mean |x| over tokens as one fused L1 reduction
+            self._put(self._ffn_parts, index, torch.linalg.vector_norm(x.float(), ord=1, dim=1).div_(x.shape[1]))
 
         return hook
 
