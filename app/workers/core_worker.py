@@ -43,6 +43,9 @@ class CoreWorker(QThread):
         self.token.cancel()
 
     def run(self) -> None:
+        import threading
+
+        threading.current_thread().name = f"worker:{self.name}"  # the log file says which job wrote a line
         try:
             self._run()
         finally:
