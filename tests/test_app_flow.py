@@ -222,6 +222,20 @@ def test_a_missing_model_shows_cores_message_in_a_dialog(qtbot, window, tmp_path
     boxes[0].accept()
 
 
+def test_choosing_cuda_without_a_gpu_says_so(qtbot, window):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    window.model_panel.set_spec("builtin:shapes")
+    window.model_panel.device_combo.setCurrentText("cuda")
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.model_panel.load_button,
+                                                                 Qt.MouseButton.LeftButton), "Load model")
+    assert outcome == ("Load model", "failed")
+    assert window.errors == ["Device 'cuda' was chosen, but this installation of PyTorch sees no CUDA GPU. "
+                             "Choose 'auto' or 'cpu', or install a CUDA build of PyTorch and a driver."]
+
+
 def test_pickle_checkpoints_load_only_with_consent(qtbot, window, tmp_path):
     import torch
     from PySide6.QtWidgets import QMessageBox

@@ -32,11 +32,16 @@ def leave_a_core_for_the_window() -> None:
 
 
 def resolve_device(choice: str) -> str:
-    if choice != "auto":
-        return choice
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from core.errors import HeadRoomError
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise HeadRoomError(f"Device {choice!r} was chosen, but this installation of PyTorch sees no CUDA GPU. "
+                            "Choose 'auto' or 'cpu', or install a CUDA build of PyTorch and a driver.")
+    return choice
 
 
 WARM_MODULES = ("core.profiling.run", "core.profiling.recorder", "core.pruning.scores", "core.pruning.selection",
