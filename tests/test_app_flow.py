@@ -232,8 +232,8 @@ def test_choosing_cuda_without_a_gpu_says_so(qtbot, window):
     outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.model_panel.load_button,
                                                                  Qt.MouseButton.LeftButton), "Load model")
     assert outcome == ("Load model", "failed")
-    assert window.errors == ["Device 'cuda' was chosen, but this installation of PyTorch sees no CUDA GPU. "
-                             "Choose 'auto' or 'cpu', or install a CUDA build of PyTorch and a driver."]
+    assert window.errors == [("Device 'cuda' was chosen, but this installation of PyTorch sees no CUDA GPU. "
+                              "Choose 'auto' or 'cpu', or install a CUDA build of PyTorch and a driver.")]
 
 
 def test_pickle_checkpoints_load_only_with_consent(qtbot, window, tmp_path):
