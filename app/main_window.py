@@ -254,6 +254,7 @@ class StudioWindow(QMainWindow):
         self.live_preview.clear_image()
         self.attention_map.show_unavailable("Profile the model, then click a cross-attention head.")
         self.model_panel.show_summary(session.summary)
+        self.prompt_panel.size_spin.setValue(session.summary["native_size"])  # what the model was trained at
         if session.loaded.source != "builtin":
             self.settings.add_recent_model(session.summary["spec"])  # what loads it again (a path)
         self.model_panel.set_recent(self.settings.recent_models())

@@ -65,6 +65,7 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert not window.prompt_panel.profile_button.isEnabled()  # nothing to profile before a model is loaded
     load_builtin(qtbot, window)
     assert "builtin:shapes" in window.model_panel.summary.text()
+    assert window.prompt_panel.size_spin.value() == 64  # the built-in model's native size
     assert window.prompt_panel.profile_button.isEnabled()
 
     set_short_profile(window, prompts="a red circle above a blue square\na green triangle")

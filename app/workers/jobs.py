@@ -79,7 +79,10 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
                "heads": structure.total_heads, "model_hash": loaded.model_hash}
     if loaded.details.get("trained") is False:
         summary["note"] = "untrained stand-in weights: images are noise until the trained model ships"
+    from core.generation import default_size
     from core.quality.metrics import clip_scorer_for
+
+    summary["native_size"] = default_size(loaded.pipe)[0]
 
     clip = clip_scorer_for(loaded, device=str(loaded.device))
     summary["clip"] = clip[1].reason
