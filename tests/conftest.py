@@ -22,7 +22,8 @@ def builtin_pipe():
 # --- app (issue 7): fail a test_app* test when a QThread it started is still running at teardown ---
 @pytest.fixture(autouse=True)
 def _dangling_qthreads(request, monkeypatch):
-    if not request.node.module.__name__.split(".")[-1].startswith("test_app"):
+    module_name = getattr(getattr(request.node, "module", None), "__name__", "")
+    if not module_name.split(".")[-1].startswith("test_app"):
         yield
         return
     import traceback
