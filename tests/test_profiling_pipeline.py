@@ -127,3 +127,14 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     bad.write_bytes(b"not a profile at all")
     assert main(["profile", "show", str(bad)]) == 2
     assert "not a readable profile" in capsys.readouterr().err
+
+
+def test_seed_lists_and_ranges():
+    from core.cli.profile_cmd import parse_seeds
+    from core.errors import HeadRoomError
+
+    assert parse_seeds("1,2,3") == [1, 2, 3]
+    assert parse_seeds("1-3, 7") == [1, 2, 3, 7]
+    for bad in ("a,b", "1,1", ""):
+        with pytest.raises(HeadRoomError):
+            parse_seeds(bad)
