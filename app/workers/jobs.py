@@ -45,7 +45,9 @@ def resolve_device(choice: str) -> str:
 
 
 WARM_MODULES = ("core.profiling.run", "core.profiling.recorder", "core.pruning.scores", "core.pruning.selection",
-                "core.pruning.masks", "core.generation", "core.quality.evaluate", "core.quality.images")
+                "core.pruning.masks", "core.generation", "core.quality.evaluate", "core.quality.images",
+                "core.pruning.extract", "core.pruning.surgery", "core.fragments.extract", "core.fragments.store",
+                "core.report.run", "core.report.fragment_source")
 
 
 def warm_imports(sink) -> None:
