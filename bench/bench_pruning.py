@@ -56,7 +56,7 @@ def bench_estimate(repeats: int = 200) -> dict:
         p = float(i % 90)
         t = time.perf_counter()
         sel = select_heads(scores, PruneConfig("percentile", p), structure)
-        est = estimate(sel)
+        estimate(sel)
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     half = estimate(select_heads(scores, PruneConfig("retention", 0.5), structure))

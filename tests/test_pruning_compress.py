@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from core.pruning.lowrank import apply_low_rank, rank_for_energy, saves_params
-from core.pruning.precision import apply_precision, int8_linear_class
+from core.pruning.precision import int8_linear_class
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -70,8 +70,18 @@ def extract_fragment(loaded, profile, out_dir, request: FragmentRequest = Fragme
     import torch
 
     from core.fragments.manifest import (
-        BaseModelInfo, Compression, FfnPruning, FragmentManifest, GenerationContext, LowRankLayer,
-        Performance, ProfilingInfo, Pruning, Quantization, ReductionStep, SizeReport,
+        BaseModelInfo,
+        Compression,
+        FfnPruning,
+        FragmentManifest,
+        GenerationContext,
+        LowRankLayer,
+        Performance,
+        ProfilingInfo,
+        Pruning,
+        Quantization,
+        ReductionStep,
+        SizeReport,
     )
     from core.fragments.store import save_fragment
     from core.pruning.extract import reduce_unet

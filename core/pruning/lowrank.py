@@ -101,7 +101,6 @@ def _truncated_svd(w, energy: float):
 
     Through the eigen-decomposition of the smaller Gram matrix in float64: LAPACK's SVD is orders of magnitude
     slower on a busy multi-threaded CPU, and only the large singular values (the ones kept) matter here."""
-    import torch
 
     w64 = w.double()
     m, n = w64.shape
@@ -138,7 +137,6 @@ def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_feat
                    progress=None, token=None) -> list[LowRankRecord]:
     """Factorises every eligible nn.Linear whose energy-rank saves parameters. Returns one record per layer
     actually factorised (in place)."""
-    import torch
     import torch.nn as nn
 
     if not 0.0 < energy < 1.0:
