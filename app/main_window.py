@@ -315,7 +315,7 @@ class StudioWindow(QMainWindow):
 
         scores = self.scores[method]
         kinds = {m.name: m.kind for m in self.profile.modules}
-        names = self.session.structure.names
+        names = unet_order(self.session.structure.names)
         label = f"{method.replace('_', ' ')} ({scores.normalize}-normalised)"
         self.heatmap.set_data(HeatmapData(names, [kinds.get(n, "?") for n in names],
                                           [list(map(float, scores.values[n])) for n in names], label))
@@ -414,6 +414,13 @@ class StudioWindow(QMainWindow):
             log.error("Some jobs did not stop in time; closing anyway.")
         self._stop_sampler()
         super().closeEvent(event)
+
+
+def unet_order(names: list[str]) -> list[str]:
+    """Module names in the order data flows through the U: down blocks, mid block, up blocks (diffusers
+    registers the mid block last)."""
+    stage = {"down_blocks": 0, "mid_block": 1, "up_blocks": 2}
+    return sorted(names, key=lambda n: stage.get(n.split(".", 1)[0], 3))  # stable: keeps order within a stage
 
 
 def _column(*widgets) -> QWidget:

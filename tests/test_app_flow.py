@@ -85,7 +85,9 @@ def test_load_profile_threshold_preview(qtbot, window):
 
     structure = window.session.structure
     heatmap = window.heatmap
-    assert heatmap.data.names == structure.names
+    assert sorted(heatmap.data.names) == sorted(structure.names)
+    stages = [n.split(".", 1)[0] for n in heatmap.data.names]
+    assert stages == sorted(stages, key=["down_blocks", "mid_block", "up_blocks"].index)  # down, mid, up
     assert heatmap.data.matrix().shape == (len(structure.names), int(structure.heads.max()))
     assert window.live_preview.has_image()
     assert window.profile.meta["memory"]["samples"] >= 2  # the job's sampler went into the profile

@@ -34,7 +34,7 @@ class MemoryPlot(QWidget):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setDownsampling(mode="peak")
         self.plot.setClipToView(True)
-        self.plot.addLegend(offset=(5, 5))
+        self.plot.addLegend(offset=(-5, -5))  # bottom right: the peak label lives near the top
         self.plot.showGrid(y=True, alpha=0.2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.series: dict[str, deque] = {}
