@@ -400,7 +400,10 @@ class StudioWindow(QMainWindow):
         if self.session is None:
             self.show_error("Open fragment", "Load the fragment's base model first.")
             return
-        prompt = self.preview_panel.prompt_combo.currentText().strip() or self.prompt_panel.prompts()[0]
+        prompt = self.preview_panel.prompt_combo.currentText().strip() or next(iter(self.prompt_panel.prompts()), "")
+        if not prompt:
+            self.show_error("Open fragment", "Write a prompt (Prompts panel) to compare the fragment with its base.")
+            return
         steps, guidance, size = (self.prompt_panel.steps_spin.value(), self.prompt_panel.guidance_spin.value(),
                                  self.prompt_panel.size_spin.value())
         self.run_job("Compare fragment", jobs.compare_job, self.session, folder, prompt,
