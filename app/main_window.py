@@ -360,7 +360,8 @@ class StudioWindow(QMainWindow):
     def start_preview(self, prompt: str, seed: int) -> None:
         meta = self.profile.meta
         self.run_job("Preview", jobs.preview_job, self.session, self.selection, prompt, seed, meta["steps"],
-                     meta["guidance"], meta["width"], clip=self.session.clip, on_result=self._on_preview_ready)
+                     meta["guidance"], meta["width"], clip=self.session.clip, profile=self.profile,
+                     config=self.threshold_panel.config(), on_result=self._on_preview_ready)
 
     def _on_preview_ready(self, result: dict) -> None:
         self.last_preview = result

@@ -140,6 +140,16 @@ def test_load_profile_threshold_preview(qtbot, window):
     assert 0.0 <= result["ssim"] < 1.0  # 60 % of the heads gone: the images differ
     assert window.preview_panel.metric_labels["ssim"].text() == f"{result['ssim']:.3f}"
     assert window.preview_panel.fragment_image.has_image()
+    assert window.preview_panel.note.text().startswith("Quick preview: attention heads masked logically.")
+
+    window.threshold_panel.toggles["ffn"].setChecked(True)  # 25 % of each FFN's neurons go too
+    outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.preview_panel.preview_button,
+                                                                 Qt.MouseButton.LeftButton), "Preview")
+    assert outcome == ("Preview", "done"), window.errors
+    heads_only, result = result, window.last_preview
+    assert window.preview_panel.note.text().startswith("Quick preview: attention heads and FFN neurons masked")
+    assert np.asarray(result["base_image"]).tolist() == np.asarray(heads_only["base_image"]).tolist()
+    assert np.asarray(result["fragment_image"]).tolist() != np.asarray(heads_only["fragment_image"]).tolist()
 
     assert window.preview_panel.save_button.isEnabled()
     outcome = run_to_end(qtbot, window, lambda: qtbot.mouseClick(window.preview_panel.save_button,
@@ -182,6 +192,7 @@ def check_saved_fragment(window):
     assert (quality.clip_base_mean is not None) != bool(quality.clip_unavailable_reason)  # a score or a why
     assert manifest.performance.base_latency_ms > 0 and manifest.performance.fragment_latency_ms > 0
     assert manifest.size.fragment_params < manifest.size.base_params
+    assert manifest.pruning.ffn.ratio == 0.25 and manifest.pruning.ffn.neurons_kept < manifest.pruning.ffn.neurons_total
 
 
 def test_cancel_mid_profile_leaves_the_app_usable(qtbot, window):

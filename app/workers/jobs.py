@@ -176,18 +176,29 @@ def _compare_images(base_pipe, fragment_pipe, prompt, seed, steps, guidance, siz
 
 
 def preview_job(session: ModelSession, selection, prompt: str, seed: int, steps: int, guidance: float, size: int,
-                clip=None, progress=None, token=None) -> dict:
+                clip=None, profile=None, config: dict | None = None, progress=None, token=None) -> dict:
     """Base and logically masked fragment for one prompt and seed, with SSIM, pHash, CLIP delta, latencies.
 
-    `clip` is what `clip_job` returned: (ClipScorer or None, Availability)."""
+    `clip` is `session.clip`: (ClipScorer or None, Availability). With `config["ffn"]` and a `profile`, the
+    FFN neurons that the saved fragment would lose are masked too."""
     from core.pruning.masks import apply_head_masks
 
     sink = as_sink(progress, token)
     pipe = session.loaded.pipe
+    ffn_selection = None
+    masked = ["attention heads"]
+    if config and config.get("ffn") and profile is not None:
+        from core.pruning.ffn import ffn_scores, select_ffn
+
+        ffn_selection = select_ffn(ffn_scores(pipe.unet, profile.ffn_stat()), config["ffn_ratio"])
+        masked.append("FFN neurons")
     result = _compare_images(pipe, pipe, prompt, seed, steps, guidance, size, clip, sink,
-                             fragment_context=apply_head_masks(pipe.unet, selection))
-    result["note"] = ("Quick preview: the pruned heads are masked logically. Saved fragments are pruned "
-                      "physically and measured again.")
+                             fragment_context=apply_head_masks(pipe.unet, selection, ffn_selection))
+    not_previewed = [name for key, name in (("low_rank", "low-rank"), ("precision", "lower precision"))
+                     if config and config.get(key)]
+    result["note"] = (f"Quick preview: {' and '.join(masked)} masked logically"
+                      + (f" ({' and '.join(not_previewed)} only in the saved fragment)" if not_previewed else "")
+                      + ". Saved fragments are pruned physically and measured again.")
     return result
 
 
