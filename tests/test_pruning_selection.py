@@ -177,3 +177,28 @@ def test_taylor_scores_from_a_pipeline(family, builtin_pipe):
         v = scores.values[name]
         assert v.shape == (pipe.unet.get_submodule(name).heads,) and np.isfinite(v).all() and (v > 0).all()
     assert [p.requires_grad for p in pipe.unet.parameters()] == flags  # the model is left as it was
+
+
+@pytest.mark.parametrize("precision,rest", [("int8", None), ("fp16", None), ("int8", "bf16")])
+def test_estimate_reductions_match_the_measured_breakdown(sdxl_unet, structure, precision, rest):
+    """The slider's byte estimate for heads + FFN + precision equals what the real reduction measures."""
+    from core.pruning.extract import ExtractConfig, reduce_unet
+    from core.pruning.ffn import select_ffn
+    from core.pruning.selection import estimate_reductions
+    from core.pruning.structure import ff_modules
+
+    scores = _random_scores(structure, seed=11)
+    scores.values[structure.names[2]][:] = 1e-9
+    sel = select_heads(scores, PruneConfig("percentile", 50, allow_drop_modules=True), structure)
+    assert sel.dropped
+    rng = np.random.default_rng(1)
+    ffn = select_ffn({n: rng.random(m.net[2].in_features) for n, m in ff_modules(sdxl_unet)}, 0.3)
+    config = ExtractConfig(ffn_ratio=0.3, precision=precision, int8_rest_dtype=rest)
+    with torch.no_grad():
+        measured = reduce_unet(sdxl_unet, sel, ffn, config)
+    est = estimate_reductions(sel, structure, 0.3, precision, rest)
+    for got, want in zip(est["breakdown"], measured.breakdown):
+        assert got["reduction"] == want["reduction"]
+        assert got["bytes_removed"] == want["bytes_removed"], got["reduction"]
+        assert got["params_removed"] == want["params_removed"], got["reduction"]
+    assert est["fragment_bytes"] == measured.final["bytes"]

@@ -180,3 +180,66 @@ def estimate(selection: HeadSelection, unet_structure: UnetStructure | None = No
         heads_total=int(st.total_heads), heads_kept=int(kept_counts.sum()), params_removed=total,
         bytes_removed=total * int(dtype_bytes or st.dtype_bytes), unet_params=int(st.total_params), per_module=per,
     )
+
+
+def estimate_reductions(selection: HeadSelection | None, structure: UnetStructure, ffn_ratio: float = 0.0,
+                        precision: str = "fp32", int8_rest_dtype: str | None = None) -> dict:
+    """What each reduction would remove, in parameters and bytes, before any surgery (the sequential breakdown
+    `reduce_unet` measures, for heads, FFN neurons and the precision tier; low-rank needs the singular values
+    and is not estimated). Assumes one floating dtype for the whole UNet (`structure.dtype_bytes`)."""
+    from core.pruning.ffn import _kept_count
+    from core.pruning.structure import BYTES_PER_DTYPE
+
+    st = structure
+    base_b = int(st.dtype_bytes)
+    params = int(st.total_params)
+    w, b, o = st.linear_weight_params, st.linear_bias_params, st.linear_out_features
+    steps = []
+    # Heads: q/k/v rows (+ biases, + their int8 scales) and to_out columns; a dropped module also loses to_out.
+    heads_removed = 0
+    if selection is not None:
+        kept = np.add.reduceat(selection.kept_flat.astype(np.int64), st.offsets[:-1])
+        removed = st.heads - kept
+        dropped = kept == 0
+        d = np.array([i.head_dim for i in st.infos], dtype=np.int64)
+        q = np.array([i.query_dim for i in st.infos], dtype=np.int64)
+        kv = np.array([i.kv_in_dim for i in st.infos], dtype=np.int64)
+        out = np.array([i.out_dim for i in st.infos], dtype=np.int64)
+        qkv_bias = np.array([i.qkv_bias for i in st.infos], dtype=np.int64)
+        out_bias = np.array([i.out_bias for i in st.infos], dtype=np.int64)
+        dw = int((removed * d * (q + 2 * kv + out)).sum())
+        db = int((removed * 3 * d * qkv_bias).sum() + (dropped * out * out_bias).sum())
+        do = int((removed * 3 * d).sum() + (dropped * out).sum())
+        w, b, o, params = w - dw, b - db, o - do, params - dw - db
+        heads_removed = int(removed.sum())
+        steps.append(dict(reduction="attention_heads", params_removed=dw + db, bytes_removed=(dw + db) * base_b,
+                          heads_removed=heads_removed))
+    else:
+        steps.append(dict(reduction="attention_heads", params_removed=0, bytes_removed=0, heads_removed=0))
+    # FFN neurons: the same kept count rule as `select_ffn`.
+    fw = fb = fo = neurons = 0
+    if ffn_ratio > 0:
+        for f in st.ffns:
+            r = f.inner - _kept_count(f.inner, ffn_ratio)
+            g = f.rows_per_neuron
+            neurons += r
+            fw += r * (g * f.dim_in + f.dim_out)
+            fb += r * g * (1 if f.proj_bias else 0)
+            fo += r * g
+    w, b, o, params = w - fw, b - fb, o - fo, params - fw - fb
+    steps.append(dict(reduction="ffn_neurons", params_removed=fw + fb, bytes_removed=(fw + fb) * base_b,
+                      neurons_removed=neurons))
+    steps.append(dict(reduction="low_rank", params_removed=0, bytes_removed=0, layers=0, estimated=False))
+    before = params * base_b
+    if precision == "int8":
+        rest_b = BYTES_PER_DTYPE[int8_rest_dtype] if int8_rest_dtype else base_b
+        after = w * 1 + (params - w) * rest_b + o * rest_b
+        steps.append(dict(reduction="precision", params_removed=-o, bytes_removed=before - after,
+                          precision=precision))
+    else:
+        after = params * BYTES_PER_DTYPE[precision]
+        steps.append(dict(reduction="precision", params_removed=0, bytes_removed=before - after,
+                          precision=precision))
+    base_bytes = int(st.total_params) * base_b
+    return dict(base_bytes=base_bytes, fragment_bytes=after, breakdown=steps,
+                bytes_fraction_removed=1 - after / base_bytes if base_bytes else 0.0)

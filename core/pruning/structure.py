@@ -74,6 +74,44 @@ def attention_info(name: str, attn) -> AttentionInfo:
     )
 
 
+@dataclass(frozen=True)
+class FfnInfo:
+    name: str
+    dim_in: int
+    inner: int
+    dim_out: int
+    gated: bool  # GEGLU: net.0.proj has 2 * inner rows
+    proj_bias: bool
+
+    @property
+    def rows_per_neuron(self) -> int:
+        return 2 if self.gated else 1
+
+    @property
+    def params_per_neuron(self) -> int:
+        g = self.rows_per_neuron
+        return g * (self.dim_in + (1 if self.proj_bias else 0)) + self.dim_out
+
+
+def ffn_info(name: str, ff) -> FfnInfo:
+    proj, out = ff.net[0].proj, ff.net[2]
+    return FfnInfo(name, int(proj.in_features), int(out.in_features), int(out.out_features),
+                   proj.out_features == 2 * out.in_features, proj.bias is not None)
+
+
+def linear_totals(unet) -> tuple[int, int, int]:
+    """(weight values, bias values, output features) over every plain nn.Linear."""
+    import torch.nn as nn
+
+    w = b = o = 0
+    for m in unet.modules():
+        if type(m) is nn.Linear:
+            w += m.weight.numel()
+            b += m.bias.numel() if m.bias is not None else 0
+            o += m.out_features
+    return w, b, o
+
+
 def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -85,6 +123,10 @@ class UnetStructure:
     infos: list[AttentionInfo]
     total_params: int
     dtype_bytes: int = 4
+    ffns: list[FfnInfo] = field(default_factory=list)
+    linear_weight_params: int = 0
+    linear_bias_params: int = 0
+    linear_out_features: int = 0
     names: list[str] = field(init=False)
     heads: np.ndarray = field(init=False)
     params_per_head: np.ndarray = field(init=False)
@@ -114,7 +156,10 @@ class UnetStructure:
         if dtype_bytes is None:
             first = next(unet.parameters())
             dtype_bytes = first.element_size()
-        return cls(infos=infos, total_params=count_params(unet), dtype_bytes=int(dtype_bytes))
+        w, b, o = linear_totals(unet)
+        return cls(infos=infos, total_params=count_params(unet), dtype_bytes=int(dtype_bytes),
+                   ffns=[ffn_info(n, m) for n, m in ff_modules(unet)], linear_weight_params=w,
+                   linear_bias_params=b, linear_out_features=o)
 
     @classmethod
     def from_config(cls, config: dict, dtype_bytes: int = 4) -> "UnetStructure":
