@@ -194,3 +194,21 @@ def test_profile_of_another_model_and_cancel_write_nothing(builtin_loaded, built
                          token=token)
     assert not (tmp_path / "b" / MANIFEST_NAME).exists() and not (tmp_path / "b" / STATE_DICT_NAME).exists()
     assert events[0] == "scoring heads"
+
+
+def test_ffn_pruning_without_ffn_statistics_is_explained(builtin_loaded, builtin_profile, tmp_path):
+    from core.errors import HeadRoomError
+
+    class NoFfnProfile:
+        meta, modules = builtin_profile.meta, builtin_profile.modules
+
+        def head_stat(self, stat="energy", half="cond"):
+            return builtin_profile.head_stat(stat, half)
+
+        def ffn_stat(self, half="cond"):
+            raise ValueError("This profile was made without FFN statistics.")
+
+    request = FragmentRequest(reduce=ExtractConfig(ffn_ratio=0.3))
+    with pytest.raises(HeadRoomError, match="without --ffn"):
+        extract_fragment(builtin_loaded, NoFfnProfile(), tmp_path / "f", request)
+    assert not (tmp_path / "f").exists()

@@ -73,3 +73,13 @@ def test_extract_preset_with_override(profile_file, tmp_path, capsys):
     assert manifest["pruning"]["ffn"]["ratio"] == 0.5
     assert manifest["compression"]["quantization"]["dtype"] == "bf16"  # the flag overrides the preset's int8
     assert manifest["pruning"]["heads_kept"] <= manifest["pruning"]["heads_total"] // 2 + 16
+
+
+def test_extract_with_taylor_score_and_dropping(profile_file, tmp_path, capsys):
+    out = tmp_path / "taylor"
+    code = main(["extract", "--profile", str(profile_file), "--device", "cpu", "--retention", "0.4",
+                 "--score", "taylor", "--normalize", "global", "--drop-empty", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["method"] == "taylor" and manifest["pruning"]["normalize"] == "global"
+    assert manifest["pruning"]["threshold_params"]["allow_drop_modules"] is True
