@@ -161,7 +161,8 @@ def main(argv=None) -> int:
         "bench": "cache",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"name": loaded.name, "hash": loaded.model_hash, "trained": bool(loaded.details.get("trained"))},
-        "similarity": f"cosine of {embedder.pooling}-pooled text-encoder embeddings",
+        "similarity": f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
+                      + (", centred on the empty prompt" if embedder.centre else ""),
         "workload": {"requests": args.requests, "scenes": args.scenes, "repeat_probability": 0.4, "seed": args.seed},
         "default_threshold": DEFAULT_THRESHOLD,
         "hit_rate_at_default": default["hit_rate"],

@@ -44,7 +44,12 @@ def test_mean_pooling_ignores_padding_and_the_start_token(builtin_pipe, embedder
     n_words = len(builtin_pipe.tokenizer("a red circle").input_ids) - 2
     expected = hidden[1 : n_words + 2].mean(0)  # words + end-of-text token
     expected = (expected / expected.norm()).numpy()
-    assert np.allclose(embedder(["a red circle"])[0], expected, atol=1e-5)
+    raw = PromptEmbedder(builtin_pipe, BASE, centre=False)
+    assert np.allclose(raw(["a red circle"])[0], expected, atol=1e-5)
+    # centred: the empty prompt's vector (shared by every prompt) is taken out before normalising
+    centred = expected - raw([""])[0]
+    assert np.allclose(embedder(["a red circle"])[0], centred / np.linalg.norm(centred), atol=1e-5)
+    assert raw.encoder_id != embedder.encoder_id
 
 
 def test_lookup_finds_the_fragment_that_profiled_the_prompt(tmp_path, embedder):

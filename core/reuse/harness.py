@@ -119,7 +119,8 @@ def run_reuse_eval(base, sets: list[ParaphraseSet], cache: FragmentCache, config
         "lookup_hit_rate": sum(r["lookup_hit"] for r in rows) / len(rows) if rows else None,
         "lookup_routed_rate": sum(r["routed_to_own_fragment"] and r["lookup_hit"] for r in rows) / len(rows) if rows else None,
         "cache_hit_rate_logged": {"hits": hits_after - hits_before, "lookups": lookups_after - lookups_before},
-        "similarity_metric": f"cosine of {embedder.pooling}-pooled text-encoder embeddings",
+        "similarity_metric": f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
+                             + (", centred on the empty prompt" if embedder.centre else ""),
         "tolerance": asdict(config.validation.tolerance),
         "clip": {"available": scorer is not None, "reason": clip_status},
         "validation": {"seeds": [int(s) for s in config.validation.seeds], "steps": config.validation.steps,
