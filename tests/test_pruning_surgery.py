@@ -81,6 +81,13 @@ def test_masked_equals_pruned_with_classic_processor():
     _check_invariant(unet, tiny_inputs(unet, seed=5), seed=6, processor=AttnProcessor())
 
 
+def test_masked_equals_pruned_with_sliced_processor():
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    unet = tiny_unet("sd15", seed=12)
+    _check_invariant(unet, tiny_inputs(unet, seed=13), seed=14, processor=SlicedAttnProcessor(slice_size=1))
+
+
 def test_masked_equals_pruned_builtin(builtin_pipe):
     unet = copy.deepcopy(builtin_pipe.unet)
     pruned, sel = _check_invariant(unet, builtin_unet_inputs(unet, seed=7), seed=8, check_exit=True)
