@@ -212,3 +212,21 @@ def test_ffn_pruning_without_ffn_statistics_is_explained(builtin_loaded, builtin
     with pytest.raises(HeadRoomError, match="without --ffn"):
         extract_fragment(builtin_loaded, NoFfnProfile(), tmp_path / "f", request)
     assert not (tmp_path / "f").exists()
+
+
+def test_apply_fragment_follows_the_open_dtype_or_keeps_a_precision_tier(builtin_loaded, builtin_profile, tmp_path):
+    from core.loading import load_model
+
+    plain, halved = tmp_path / "plain", tmp_path / "fp16"
+    extract_fragment(builtin_loaded, builtin_profile, plain, FragmentRequest())
+    extract_fragment(builtin_loaded, builtin_profile, halved, FragmentRequest(reduce=ExtractConfig(precision="fp16")))
+    opened_bf16 = load_model("builtin:shapes", dtype="bf16")
+    apply_fragment(opened_bf16, plain)
+    assert opened_bf16.pipe.unet.dtype == torch.bfloat16  # follows the model as the user opened it
+    opened_fp32 = load_model("builtin:shapes")
+    apply_fragment(opened_fp32, halved)
+    assert opened_fp32.pipe.unet.dtype == torch.float16  # the fp16 tier is kept, its I/O is cast
+    inputs = builtin_unet_inputs(opened_fp32.pipe.unet, seed=1)
+    with torch.no_grad():
+        out = opened_fp32.pipe.unet(**inputs).sample
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()

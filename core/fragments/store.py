@@ -225,7 +225,10 @@ def apply_fragment(target, fragment_dir, base_hash: str | None = None, device=No
     base_dtype = pipe.unet.dtype
     unet, manifest = load_fragment(fragment_dir, base, device=device)
     if unet.dtype != base_dtype:
-        cast_io(unet, base_dtype)
+        if manifest.compression.quantization.applied:
+            cast_io(unet, base_dtype)  # a deliberately lower-precision fragment keeps its dtype
+        else:
+            unet.to(base_dtype)  # the base was opened in another dtype than the fragment was cut in: follow it
     pipe.register_modules(unet=unet)
     return manifest
 
