@@ -16,11 +16,18 @@ _EXPORTS = {
     "HeadSelection": "core.pruning.selection",
     "select_heads": "core.pruning.selection",
     "estimate": "core.pruning.selection",
+    "estimate_reductions": "core.pruning.selection",
+    "apply_low_rank": "core.pruning.lowrank",
+    "apply_precision": "core.pruning.precision",
+    "prune_ffn": "core.pruning.surgery",
+    "select_ffn": "core.pruning.ffn",
+    "ffn_scores": "core.pruning.ffn",
+    "reduce_unet": "core.pruning.extract",
+    "PRESETS": "core.pruning.presets",
     "UnetStructure": "core.pruning.structure",
     "apply_head_masks": "core.pruning.masks",
     "prune_heads": "core.pruning.surgery",
     "ExtractConfig": "core.pruning.extract",
-    "extract_reduced_unet": "core.pruning.extract",
 }
 
 __all__ = sorted(_EXPORTS)
