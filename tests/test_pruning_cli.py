@@ -83,3 +83,18 @@ def test_extract_with_taylor_score_and_dropping(profile_file, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pruning"]["method"] == "taylor" and manifest["pruning"]["normalize"] == "global"
     assert manifest["pruning"]["threshold_params"]["allow_drop_modules"] is True
+
+
+def test_extract_estimate_matches_the_saved_fragment(profile_file, tmp_path, capsys):
+    args = ["extract", "--profile", str(profile_file), "--device", "cpu", "--percentile", "45", "--ffn", "0.5",
+            "--precision", "int8"]
+    assert main(args + ["--estimate"]) == 0
+    estimated = capsys.readouterr().out
+    assert "nothing written" in estimated and not list(tmp_path.iterdir())
+    out = tmp_path / "real"
+    assert main(args + ["--out", str(out)]) == 0
+    saved = capsys.readouterr().out
+    size_line = [line for line in saved.splitlines() if line.strip().startswith("size")][0]
+    assert size_line in estimated  # same MB before/after and percentage, to the printed precision
+    assert main(["extract", "--profile", str(profile_file), "--percentile", "45"]) == 2
+    assert "--out" in capsys.readouterr().err

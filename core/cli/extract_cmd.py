@@ -48,7 +48,9 @@ def add_parser(subparsers) -> None:
                    "only where it saves parameters")
     p.add_argument("--precision", default=None, choices=["fp16", "bf16", "int8"],
                    help="store the fragment in lower precision (int8: 8-bit weight-only linear layers)")
-    p.add_argument("--out", required=True, metavar="DIR", help="the fragment folder to write")
+    p.add_argument("--estimate", action="store_true",
+                   help="only print what each reduction would remove (heads, FFN, precision); write nothing")
+    p.add_argument("--out", metavar="DIR", help="the fragment folder to write (required unless --estimate)")
     p.set_defaults(func=run)
 
 
@@ -84,8 +86,10 @@ def run(args) -> int:
         prune, base_reduce, score = preset["prune"], preset["reduce"], preset["score"]
     else:
         prune, base_reduce, score = _prune_config(args), ExtractConfig(), "energy"
-    out = Path(args.out).expanduser()
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if not args.estimate and not args.out:
+        raise HeadRoomError("Give --out DIR, the fragment folder to write (or --estimate to only see the numbers).")
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None and not args.estimate and out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise HeadRoomError(f"{out} exists and is not a fragment folder; choose an empty or new folder.")
     profile = Profile.load(args.profile)
     print(f"Loading {args.model} ...", file=sys.stderr)
@@ -98,6 +102,8 @@ def run(args) -> int:
             precision=args.precision or base_reduce.precision,
         ),
     )
+    if args.estimate:
+        return _print_estimate(loaded, profile, request)
     manifest = extract_fragment(loaded, profile, out, request, progress=TerminalProgress("extract"))
     size = manifest.size
     p = manifest.pruning
@@ -110,4 +116,29 @@ def run(args) -> int:
         if step.bytes_removed or step.params_removed:
             print(f"  {step.reduction:<16} -{step.bytes_removed / 1e6:.2f} MB  ({step.params_removed:,d} values removed)")
     print(f"  took      {manifest.performance.extraction_seconds:.1f} s")
+    return 0
+
+
+def _print_estimate(loaded, profile, request) -> int:
+    from core.pruning.scores import compute_head_scores
+    from core.pruning.selection import estimate_reductions, select_heads
+    from core.pruning.structure import UnetStructure
+
+    profile.check_model(loaded)
+    structure = UnetStructure.from_unet(loaded.unet)
+    scores = compute_head_scores(profile, request.score, request.normalize, pipe=loaded.pipe)
+    selection = select_heads(scores, request.prune, structure)
+    r = request.reduce
+    est = estimate_reductions(selection, structure, r.ffn_ratio, r.precision, r.int8_rest_dtype)
+    print(f"Estimate for {loaded.name} (nothing written)")
+    print(f"  heads     {selection.heads_kept}/{selection.heads_total} kept "
+          f"({1 - selection.retention_ratio:.1%} removed)"
+          + (f", {len(selection.dropped)} attention(s) dropped" if selection.dropped else ""))
+    print(f"  size      {est['base_bytes'] / 1e6:.2f} MB -> {est['fragment_bytes'] / 1e6:.2f} MB "
+          f"({est['bytes_fraction_removed']:.1%} smaller)")
+    for step in est["breakdown"]:
+        if step["bytes_removed"]:
+            print(f"  {step['reduction']:<16} -{step['bytes_removed'] / 1e6:.2f} MB")
+    if r.low_rank_energy:
+        print("  low_rank         not estimated (needs the singular values: run without --estimate)")
     return 0
