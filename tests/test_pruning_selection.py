@@ -202,3 +202,21 @@ def test_estimate_reductions_match_the_measured_breakdown(sdxl_unet, structure, 
         assert got["bytes_removed"] == want["bytes_removed"], got["reduction"]
         assert got["params_removed"] == want["params_removed"], got["reduction"]
     assert est["fragment_bytes"] == measured.final["bytes"]
+
+
+def test_a_custom_scorer_plugs_in(structure):
+    from core.pruning.scores import register_head_scorer, scoring_methods
+
+    @register_head_scorer("test_entropy_inverse", "inv-entropy")
+    def _inverse(profile, **_):
+        raw = {k: 1.0 / (np.asarray(v, dtype=np.float64) + 1e-3) for k, v in profile.energy.items()}
+        return raw, {k: "entropy" for k in raw}
+
+    rng = np.random.default_rng(6)
+    energy = {n: rng.random(h) + 0.1 for n, h in zip(structure.names, structure.heads)}
+    scores = compute_head_scores(FakeProfile(energy), "inv-entropy", "none")
+    assert "test_entropy_inverse" in scoring_methods() and scores.method == "test_entropy_inverse"
+    name = structure.names[5]
+    assert int(np.argmax(scores.values[name])) == int(np.argmin(energy[name]))
+    with pytest.raises(ScoringError, match="inv-entropy"):
+        compute_head_scores(FakeProfile(energy), "nonsense")
