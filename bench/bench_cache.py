@@ -138,14 +138,22 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=120)
     parser.add_argument("--scenes", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="reports/bench_cache.json")
+    parser.add_argument("--similarity", choices=("text-encoder", "clip"), default="text-encoder")
+    parser.add_argument("--out", default=None, help="default reports/bench_cache.json (clip: bench_cache_clip.json)")
     args = parser.parse_args(argv)
 
     from core.loading import load_model
-    from core.reuse import PromptEmbedder
+    from core.reuse import make_embedder
 
     loaded = load_model(args.model)
-    embedder = PromptEmbedder(loaded.pipe, loaded.model_hash)
+    scorer = None
+    if args.similarity == "clip":
+        from core.quality.metrics import clip_scorer_for
+
+        scorer, _ = clip_scorer_for(loaded)
+    embedder = make_embedder(loaded, args.similarity, scorer)
+    args.out = args.out or ("reports/bench_cache.json" if args.similarity == "text-encoder"
+                            else "reports/bench_cache_clip.json")
     requests = workload(args.requests, args.scenes, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -161,8 +169,9 @@ def main(argv=None) -> int:
         "bench": "cache",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"name": loaded.name, "hash": loaded.model_hash, "trained": bool(loaded.details.get("trained"))},
-        "similarity": f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
-                      + (", centred on the empty prompt" if embedder.centre else ""),
+        "similarity": ("cosine of the tiny CLIP's text embeddings" if args.similarity == "clip" else
+                       f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
+                       + (", centred on the empty prompt" if embedder.centre else "")),
         "workload": {"requests": args.requests, "scenes": args.scenes, "repeat_probability": 0.4, "seed": args.seed},
         "default_threshold": DEFAULT_THRESHOLD,
         "hit_rate_at_default": default["hit_rate"],

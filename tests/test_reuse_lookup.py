@@ -104,3 +104,26 @@ def test_lookup_sees_entries_added_by_another_connection(tmp_path, embedder):
     assert found.hit and found.entry.name == "second"
     other.remove(found.entry.id)
     assert find_fragment(mine, embedder, "a blue square at the bottom", BASE).entry.name == "first"
+
+
+def test_clip_similarity_needs_a_scorer_and_finds_profiled_prompts(builtin_pipe, tmp_path):
+    from core.errors import HeadRoomError
+    from core.loading.model import LoadedModel
+    from core.reuse import make_embedder
+
+    base = LoadedModel(builtin_pipe, "builtin", "builtin:shapes", BASE, "builtin")
+    with pytest.raises(HeadRoomError, match="needs a CLIP model"):
+        make_embedder(base, "clip", None)
+    from core.quality.metrics import clip_scorer_for
+
+    scorer, status = clip_scorer_for(base)
+    if scorer is None:
+        pytest.skip(f"no tiny CLIP in this checkout: {status.reason}")
+    clip = make_embedder(base, "clip", scorer)
+    vectors = clip(["a red circle", "a blue square"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4) and vectors.shape[1] == clip.dim
+    cache = FragmentCache(tmp_path / "c")
+    put_fragment(cache, tmp_path, "circles", ["a red circle on the left"])
+    squares = put_fragment(cache, tmp_path, "squares", ["a blue square at the top"])
+    found = find_fragment(cache, clip, "a blue square at the top", BASE, threshold=0.99)
+    assert found.hit and found.entry.id == squares.id

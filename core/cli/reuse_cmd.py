@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clip-delta-max", type=float, default=0.05, help="largest relative CLIP score drop (0.05 = 5%%)")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity for a cache hit")
     p.add_argument("--prune-percentile", type=float, default=30.0)
+    p.add_argument("--similarity", choices=("text-encoder", "clip"), default="text-encoder",
+                   help="prompt similarity for lookups: the model's own text encoder (default) or the CLIP "
+                   "scorer's text tower")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here (default: print it)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run)
@@ -57,7 +60,8 @@ def run(args) -> int:
     validation = ValidationSettings(seeds=tuple(parse_seeds(args.seeds)), steps=args.steps, guidance=args.guidance,
                                     tolerance=ReuseTolerance(args.ssim_min, args.clip_delta_max))
     config = HarnessConfig(validation=validation, threshold=args.threshold or DEFAULT_THRESHOLD,
-                           prune_percentile=args.prune_percentile, profile_steps=args.steps, fragment=args.fragment)
+                           prune_percentile=args.prune_percentile, profile_steps=args.steps, fragment=args.fragment,
+                           similarity=args.similarity)
     base = load_model(args.model, device=args.device)
     scorer, status = None, "no CLIP scorer"
     try:

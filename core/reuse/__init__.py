@@ -2,12 +2,24 @@
 a reason, and the paraphrase harness (`headroom reuse-eval`). Importing this package does no work."""
 
 from core.reuse.decide import ReuseConfig, ReuseDecision, fragment_pipe, reuse_fragment
-from core.reuse.embed import PromptEmbedder
+from core.reuse.embed import ClipTextEmbedder, PromptEmbedder, make_embedder
 from core.reuse.lookup import DEFAULT_THRESHOLD, LookupResult, find_fragment, index_entries
 from core.reuse.validate import ReuseTolerance, ValidationResult, ValidationSettings, quick_validate
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "LookupResult", "PromptEmbedder", "ReuseConfig", "ReuseDecision", "ReuseTolerance",
-    "ValidationResult", "ValidationSettings", "find_fragment", "fragment_pipe", "index_entries",
-    "quick_validate", "reuse_fragment",
+    "DEFAULT_THRESHOLD",
+    "ClipTextEmbedder",
+    "LookupResult",
+    "PromptEmbedder",
+    "ReuseConfig",
+    "ReuseDecision",
+    "ReuseTolerance",
+    "ValidationResult",
+    "ValidationSettings",
+    "find_fragment",
+    "fragment_pipe",
+    "index_entries",
+    "make_embedder",
+    "quick_validate",
+    "reuse_fragment",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 from core.cache import CacheKey, FragmentCache
 from core.progress import as_sink
 from core.reuse.decide import fragment_pipe
-from core.reuse.embed import PromptEmbedder
+from core.reuse.embed import make_embedder
 from core.reuse.lookup import DEFAULT_THRESHOLD, find_fragment
 from core.reuse.paraphrases import ParaphraseSet
 from core.reuse.validate import ValidationSettings, images_for, judge
@@ -35,6 +35,7 @@ class HarnessConfig:
     profile_seeds: Sequence[int] = (0, 1)
     profile_steps: int = 10
     fragment: str | None = None  # one fragment for every set that names none
+    similarity: str = "text-encoder"  # or "clip": the scorer's text tower (core.reuse.embed.make_embedder)
 
 
 def _request(config: HarnessConfig):
@@ -73,7 +74,7 @@ def run_reuse_eval(base, sets: list[ParaphraseSet], cache: FragmentCache, config
                    scorer=None, clip_status: str = "", progress=None, token=None) -> dict:
     config = config or HarnessConfig()
     sink = as_sink(progress, token)
-    embedder = PromptEmbedder(base.pipe, base.model_hash)
+    embedder = make_embedder(base, config.similarity, scorer)
     start = time.perf_counter()
     total = sum(1 + len(s.paraphrases) for s in sets)
     done = 0
@@ -119,8 +120,9 @@ def run_reuse_eval(base, sets: list[ParaphraseSet], cache: FragmentCache, config
         "lookup_hit_rate": sum(r["lookup_hit"] for r in rows) / len(rows) if rows else None,
         "lookup_routed_rate": sum(r["routed_to_own_fragment"] and r["lookup_hit"] for r in rows) / len(rows) if rows else None,
         "cache_hit_rate_logged": {"hits": hits_after - hits_before, "lookups": lookups_after - lookups_before},
-        "similarity_metric": f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
-                             + (", centred on the empty prompt" if embedder.centre else ""),
+        "similarity_metric": ("cosine of the CLIP scorer's text embeddings" if config.similarity == "clip" else
+                              f"cosine of {embedder.pooling}-pooled text-encoder embeddings"
+                              + (", centred on the empty prompt" if embedder.centre else "")),
         "tolerance": asdict(config.validation.tolerance),
         "clip": {"available": scorer is not None, "reason": clip_status},
         "validation": {"seeds": [int(s) for s in config.validation.seeds], "steps": config.validation.steps,
