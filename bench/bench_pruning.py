@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "reports" / "bench_pruning.json"
-SECTIONS = ("estimate", "sdxl_bytes", "builtin_preset", "sd15_extract")
+SECTIONS = ("estimate", "sdxl_bytes", "builtin_preset", "sd15_extract", "score_agreement")
 
 
 def _write(report: dict) -> None:
@@ -280,6 +280,45 @@ def bench_sd15_extract() -> dict:
                 passed=all(r["passed"] for r in rows.values()))
 
 
+def bench_score_agreement() -> dict:
+    """On builtin:shapes: how well the cheap scores rank heads like the exact ablation (Spearman, per module
+    normalised), and how many of the heads each would remove at the default 35th percentile are the same."""
+    import numpy as np
+
+    from core.loading import load_model
+    from core.profiling import profile_model
+    from core.pruning.scores import compute_head_scores
+    from core.pruning.selection import PruneConfig, select_heads
+    from core.pruning.structure import UnetStructure
+    from core.shapes.captions import caption
+    from core.shapes.scene import scene_from_seed
+
+    loaded = load_model("builtin:shapes")
+    prompts = [caption(scene_from_seed(2000 + i)) for i in range(4)]
+    profile = profile_model(loaded, prompts, seeds=[0, 1], steps=10)
+    structure = UnetStructure.from_unet(loaded.unet)
+    timings, flat, removed = {}, {}, {}
+    for method in ("activation_energy_rank", "token_mass", "taylor", "ablation"):
+        t = time.perf_counter()
+        scores = compute_head_scores(profile, method, "module", pipe=loaded.pipe)
+        timings[method] = round(time.perf_counter() - t, 2)
+        flat[method] = scores.flat(structure)
+        removed[method] = ~select_heads(scores, PruneConfig("percentile", 35), structure).kept_flat
+
+    def spearman(a, b):
+        ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+        return float(np.corrcoef(ra, rb)[0, 1])
+
+    ref = "ablation"
+    return dict(
+        weights="trained" if loaded.details.get("trained") else "random stand-in", model_hash=loaded.model_hash,
+        heads=structure.total_heads, seconds=timings,
+        spearman_vs_ablation={m: round(spearman(flat[m], flat[ref]), 3) for m in flat if m != ref},
+        removed_overlap_vs_ablation={m: round(float((removed[m] & removed[ref]).sum() / max(1, removed[ref].sum())), 3)
+                                     for m in flat if m != ref},
+    )
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -294,7 +333,7 @@ def main(argv=None) -> int:
                                  machine=platform.machine(), threads=torch.get_num_threads(),
                                  when_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     funcs = dict(estimate=bench_estimate, sdxl_bytes=bench_sdxl_bytes, builtin_preset=bench_builtin_preset,
-                 sd15_extract=bench_sd15_extract)
+                 sd15_extract=bench_sd15_extract, score_agreement=bench_score_agreement)
     for name in args.sections.split(","):
         t = time.perf_counter()
         try:
