@@ -188,11 +188,14 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
     scenes = [scene_from_seed(i) for i in range(n_prompts)]
     prompts = [caption(s) for s in scenes]
 
-    def run(pipe):
+    images = {}
+
+    def run(pipe, label):
         ok, pos = [], []
         for i, (scene, prompt) in enumerate(zip(scenes, prompts)):
             g = torch.Generator().manual_seed(i)
             image = pipe(prompt, num_inference_steps=steps, generator=g).images[0]
+            images.setdefault(label, []).append(image)
             v = check_image(np.asarray(image), scene)
             ok.append(v.colour_shape_ok)
             pos.append(v.position_ok)
@@ -200,7 +203,7 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
 
     with torch.no_grad():
         t = time.perf_counter()
-        base_acc, base_pos = run(loaded.pipe)
+        base_acc, base_pos = run(loaded.pipe, "base")
         base_s = time.perf_counter() - t
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
@@ -208,9 +211,12 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
             extract_s = time.perf_counter() - t
             apply_fragment(loaded, d)
             t = time.perf_counter()
-            frag_acc, frag_pos = run(loaded.pipe)
+            frag_acc, frag_pos = run(loaded.pipe, "fragment")
             frag_s = time.perf_counter() - t
     heads_removed = 1 - manifest.pruning.head_retention_ratio
+    from core.quality.metrics import ssim
+
+    ssims = [ssim(a, b) for a, b in zip(images["base"], images["fragment"])]
     delta_points = 100 * (frag_acc - base_acc)
     return dict(
         weights="trained" if trained else "random stand-in (no trained weights shipped yet): accuracy is "
@@ -222,7 +228,9 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
         heads_removed_fraction=round(heads_removed, 4),
         checker_accuracy_base=base_acc, checker_accuracy_fragment=frag_acc,
         position_accuracy_base=base_pos, position_accuracy_fragment=frag_pos,
-        accuracy_delta_points=round(delta_points, 2), extract_seconds=round(extract_s, 2),
+        accuracy_delta_points=round(delta_points, 2),
+        ssim_base_vs_fragment_mean=round(float(np.mean(ssims)), 4),
+        ssim_base_vs_fragment_min=round(float(np.min(ssims)), 4), extract_seconds=round(extract_s, 2),
         generate_seconds_base=round(base_s, 1), generate_seconds_fragment=round(frag_s, 1),
         bytes_fraction_removed=round(1 - manifest.size.fragment_bytes / manifest.size.base_bytes, 4),
         passed_heads=heads_removed >= 0.30,
