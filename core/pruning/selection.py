@@ -128,14 +128,20 @@ def select_heads(scores, config: PruneConfig, structure: UnetStructure | None = 
     counts = np.add.reduceat(kept.astype(np.int64), structure.offsets[:-1])
     dropped_mask = (counts == 0) & config.allow_drop_modules
     min_keep = np.minimum(structure.heads, config.min_heads_per_module)
+    force = np.zeros(n, dtype=bool)
     if min_keep.any():
         order = np.lexsort((-s, m))  # by module, best head first
         pos = np.arange(n) - structure.offsets[m[order]]
-        force = np.zeros(n, dtype=bool)
         force[order] = pos < min_keep[m[order]]
         force &= ~dropped_mask[m]
         kept |= force
     kept &= ~dropped_mask[m]
+    if config.mode == "retention":
+        # Meet the target exactly: heads kept only for the per-module minimum displace the weakest others.
+        excess = int(kept.sum()) - max(k, int(force.sum()))
+        if excess > 0:
+            removable = np.flatnonzero(kept & ~force)
+            kept[removable[np.argsort(s[removable], kind="stable")[:excess]]] = False
     dropped = [structure.names[i] for i in np.flatnonzero(dropped_mask)]
     sel = HeadSelection(structure, kept, dropped, config, getattr(scores, "method", "unknown"), threshold)
     sel.validate()
