@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.main_thread_gc import MainThreadGarbageCollector
 from app.settings import StudioSettings
 from app.views.attention_map import AttentionMapView
 from app.views.fragment_library import FragmentLibrary
@@ -48,6 +49,7 @@ class StudioWindow(QMainWindow):
     def __init__(self, settings: StudioSettings | None = None, fragments_dir: Path | None = None,
                  parent=None) -> None:
         super().__init__(parent)
+        self._gc = MainThreadGarbageCollector(parent=self)
         self.setWindowTitle("HeadRoom Studio")
         self.settings = settings or StudioSettings()
         self.workers = WorkerSet(self)
@@ -417,6 +419,7 @@ class StudioWindow(QMainWindow):
         if not self.workers.shutdown(60000):
             log.error("Some jobs did not stop in time; closing anyway.")
         self._stop_sampler()
+        self._gc.stop()
         super().closeEvent(event)
 
 

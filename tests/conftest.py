@@ -45,3 +45,15 @@ def _dangling_qthreads(request, monkeypatch):
         thread.wait(60000)  # let it end so it cannot crash the next test
     if dangling:
         pytest.fail("QThread(s) outlived the test; started at:\n" + "\n".join(w for _, w in dangling))
+
+
+# --- app: collect garbage in the GUI thread before each app test, so a previous test's widgets are never
+# destroyed from a worker thread by Python's automatic GC (that deadlocks Qt; see app/main_thread_gc.py) ---
+@pytest.fixture(autouse=True)
+def _collect_garbage_in_main_thread(request):
+    module_name = getattr(getattr(request.node, "module", None), "__name__", "")
+    if module_name.split(".")[-1].startswith("test_app"):
+        import gc
+
+        gc.collect()
+    yield
