@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "reports" / "bench_pruning.json"
-SECTIONS = ("estimate", "sdxl_bytes", "builtin_preset", "sd15_extract", "score_agreement")
+SECTIONS = ("estimate", "sdxl_bytes", "builtin_preset", "sd15_extract", "score_agreement", "score_choice")
 
 
 def _write(report: dict) -> None:
@@ -327,6 +327,49 @@ def bench_score_agreement() -> dict:
     )
 
 
+def bench_score_choice(n_prompts: int = 16, steps: int = 20, retention: float = 0.64) -> dict:
+    """Which score/normalisation keeps builtin:shapes' images closest to the base at the same head budget
+    (retention mode, so every variant removes about the same number of heads): mean SSIM base vs logically
+    masked model (masked == pruned, tested), same prompts and seeds."""
+    import numpy as np
+    import torch
+
+    from core.loading import load_model
+    from core.profiling import profile_model
+    from core.pruning.masks import apply_head_masks
+    from core.pruning.scores import compute_head_scores
+    from core.pruning.selection import PruneConfig, select_heads
+    from core.pruning.structure import UnetStructure
+    from core.quality.metrics import ssim
+    from core.shapes.captions import caption
+    from core.shapes.scene import scene_from_seed
+
+    loaded = load_model("builtin:shapes")
+    profile = profile_model(loaded, [caption(scene_from_seed(1000 + i)) for i in range(8)], seeds=[0, 1], steps=10)
+    structure = UnetStructure.from_unet(loaded.unet)
+    prompts = [caption(scene_from_seed(i)) for i in range(n_prompts)]
+
+    def images():
+        return [loaded.pipe(p, num_inference_steps=steps, generator=torch.Generator().manual_seed(i)).images[0]
+                for i, p in enumerate(prompts)]
+
+    with torch.no_grad():
+        base = images()
+        rows = {}
+        for method in ("activation_energy_rank", "taylor", "ablation", "token_mass"):
+            for normalize in ("module", "global"):
+                scores = compute_head_scores(profile, method, normalize, pipe=loaded.pipe)
+                sel = select_heads(scores, PruneConfig("retention", retention), structure)
+                with apply_head_masks(loaded.unet, sel):
+                    masked = images()
+                values = [ssim(a, b) for a, b in zip(base, masked)]
+                rows[f"{method}/{normalize}"] = dict(ssim_mean=round(float(np.mean(values)), 4),
+                                                     heads_removed=sel.heads_total - sel.heads_kept)
+    return dict(weights="trained" if loaded.details.get("trained") else "random stand-in",
+                model_hash=loaded.model_hash, retention=retention, prompts=n_prompts, steps=steps, rows=rows,
+                best=max(rows, key=lambda k: rows[k]["ssim_mean"]))
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -341,7 +384,8 @@ def main(argv=None) -> int:
                                  machine=platform.machine(), threads=torch.get_num_threads(),
                                  when_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     funcs = dict(estimate=bench_estimate, sdxl_bytes=bench_sdxl_bytes, builtin_preset=bench_builtin_preset,
-                 sd15_extract=bench_sd15_extract, score_agreement=bench_score_agreement)
+                 sd15_extract=bench_sd15_extract, score_agreement=bench_score_agreement,
+                 score_choice=bench_score_choice)
     for name in args.sections.split(","):
         t = time.perf_counter()
         try:

@@ -17,7 +17,7 @@ from core.pruning.selection import PruneConfig
 class FragmentRequest:
     prune: PruneConfig = field(default_factory=lambda: PruneConfig("percentile", 30.0))
     score: str = "activation_energy_rank"
-    normalize: str = "module"
+    normalize: str = "global"
     reduce: ExtractConfig = field(default_factory=ExtractConfig)
 
 
