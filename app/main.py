@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_self_test(app, screenshot=args.screenshot, timeout_s=args.timeout)
     window = StudioWindow()
+    import gc
+
+    gc.freeze()  # Qt, pyqtgraph and the window live as long as the app: keep them out of full collections
     window.statusBar().showMessage(f"Log: {log_path}", 8000)
     window.show()
     window.load_model(args.model or window.model_panel.spec(), window.model_panel.device_combo.currentText(),

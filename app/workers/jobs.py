@@ -47,20 +47,35 @@ def resolve_device(choice: str) -> str:
 WARM_MODULES = ("core.profiling.run", "core.profiling.recorder", "core.pruning.scores", "core.pruning.selection",
                 "core.pruning.masks", "core.generation", "core.quality.evaluate", "core.quality.images",
                 "core.pruning.extract", "core.pruning.surgery", "core.fragments.extract", "core.fragments.store",
-                "core.report.run", "core.report.fragment_source")
+                "core.report.run", "core.report.fragment_source", "open_clip")
 
 
-def warm_imports(sink) -> None:
-    """Imports the modules later jobs need while the user waits for the model anyway: importing compiled
-    extensions holds the GIL, which would otherwise stall the window in the middle of a later job."""
+def prepare_libraries(sink) -> None:
+    """Imports the libraries and the modules later jobs need, then moves those objects out of the cyclic
+    collector's reach (gc.freeze).
+
+    - Importing compiled extensions holds the GIL, so doing it in the middle of a later job would stall
+      the window.
+    - A full collection over the half million objects that torch, diffusers and transformers create holds
+      the GIL for about 0.5 s, in whichever thread triggers it.
+    - Modules live as long as the app. The model is loaded after the freeze, so an old model stays
+      collectable once it is replaced."""
+    import gc
     import importlib
 
+    import torch  # noqa: F401
+
+    from core.offline import import_diffusers, import_transformers
+
+    import_diffusers()
+    import_transformers()
     for name in WARM_MODULES:
         sink.check()
         try:
             importlib.import_module(name)
         except ImportError:  # a part not in this build: the job that needs it reports that
             pass
+    gc.freeze()
 
 
 def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle: bool = False, progress=None,
@@ -71,9 +86,9 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
     sink = as_sink(progress, token)
     sink.report(0, 2, f"loading {spec}")
     leave_a_core_for_the_window()
+    prepare_libraries(sink)
     loaded = load_model(spec, device=resolve_device(device), dtype=dtype, allow_pickle=allow_pickle, progress=sink)
     sink.report(1, 2, "reading the UNet structure")
-    warm_imports(sink)
     structure = UnetStructure.from_unet(loaded.unet)
     summary = {"spec": spec, "name": loaded.name, "family": loaded.family, "source": loaded.source,
                "device": str(loaded.device), "dtype": str(loaded.dtype).replace("torch.", ""),
@@ -85,7 +100,6 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
     from core.quality.metrics import clip_scorer_for
 
     summary["native_size"] = default_size(loaded.pipe)[0]
-
     clip = clip_scorer_for(loaded, device=str(loaded.device))
     summary["clip"] = clip[1].reason
     sink.report(2, 2, "loaded")

@@ -46,9 +46,9 @@ class WorkerSet(QObject):
         return stopped
 
     def _on_worker_finished(self) -> None:
-        ended = [w for w in self._workers if w.done]
+        # run() is over for these; the thread is only unwinding, so the wait is short (bounded all the same)
+        ended = [w for w in self._workers if w.done and w.wait(10000)]
         for worker in ended:
-            worker.wait()  # returns at once: run() is over, the thread is only unwinding
             self._workers.remove(worker)
             worker.deleteLater()
         for worker in ended:
