@@ -11,7 +11,6 @@ mass inside the object mask >= 0.5; median latency of one 64x64 image at 20 step
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -52,7 +51,8 @@ def main(argv=None) -> int:
     prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two)
     report["generation"], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
     print(f"generation: colour+shape {report['generation']['colour_shape_accuracy']:.3f} "
-          f"(+position {report['generation']['colour_shape_position_accuracy']:.3f}) on {len(prompt_set)} prompts")
+          f"(+position {report['generation']['colour_shape_position_accuracy']:.3f}; requested objects present, "
+          f"extras ignored {report['generation']['requested_present_rate']:.3f}) on {len(prompt_set)} prompts")
     for kind, row in report["generation"]["by_kind"].items():
         print(f"  {kind}: {row['colour_shape_accuracy']:.3f} (n={row['n']})")
     samples = ROOT / "reports" / "builtin_samples.png"

@@ -56,7 +56,7 @@ def mass_inside_mask(probabilities: list, token_index: int, mask) -> float:
     mask_t = torch.as_tensor(mask, dtype=torch.float32)[None, None]
     shares = []
     for probs in probabilities:
-        side = int(math.isqrt(probs.shape[2]))
+        side = math.isqrt(probs.shape[2])
         weights = F.adaptive_avg_pool2d(mask_t, side).flatten()  # fraction of each cell inside the mask
         token = probs[..., token_index]  # (batch, heads, queries)
         shares.append(((token * weights).sum(-1) / token.sum(-1).clamp_min(1e-12)).mean())

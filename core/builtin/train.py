@@ -18,8 +18,8 @@ from pathlib import Path
 
 log = logging.getLogger("core.builtin.train")
 
-DEFAULTS = dict(seed=0, vae_steps=250, unet_steps=1200, clip_steps=400, n_latent_scenes=4000, threads=1,
-                vae_batch=16, unet_batch=32, clip_batch=48, decoder_steps=600)
+DEFAULTS = dict(seed=0, vae_steps=250, unet_steps=1600, clip_steps=2600, n_latent_scenes=4000, threads=1,
+                vae_batch=16, unet_batch=32, clip_batch=48, decoder_steps=1400)
 
 
 def _paths(work_dir: Path):

@@ -6,4 +6,4 @@ sets and paraphrase sets from it. Importing this package does no work (numpy/PIL
 
 from core.shapes.world import COLOURS, HELDOUT_COMBOS, POSITIONS, SHAPES, SIZES, is_heldout_combo
 
-__all__ = ["COLOURS", "SHAPES", "POSITIONS", "SIZES", "HELDOUT_COMBOS", "is_heldout_combo"]
+__all__ = ["COLOURS", "HELDOUT_COMBOS", "POSITIONS", "SHAPES", "SIZES", "is_heldout_combo"]
