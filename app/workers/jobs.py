@@ -154,7 +154,7 @@ def scores_for(profile, method: str, session: ModelSession | None = None, progre
     from core.pruning.scores import compute_head_scores
 
     pipe = session.loaded.pipe if method == "ablation" and session is not None else None
-    return compute_head_scores(profile, method, "module", pipe=pipe, progress=progress, token=token)
+    return compute_head_scores(profile, method, "global", pipe=pipe, progress=progress, token=token)
 
 
 def _generate_one(pipe, prompt, seed, steps, guidance, size, sink, label):
@@ -255,7 +255,7 @@ def save_job(session: ModelSession, profile, config: dict, out_dir, clip=None, p
 
     sink = as_sink(progress, token)
     out_dir = Path(out_dir)
-    request = FragmentRequest(prune=prune_config_from(config), score=config["method"], normalize="module",
+    request = FragmentRequest(prune=prune_config_from(config), score=config["method"], normalize="global",
                               reduce=extract_config_from(config))
     manifest = extract_fragment(session.loaded, profile, out_dir, request,
                                 progress=lambda e: sink.report(e.done, e.total, f"extract: {e.message}"))
