@@ -7,8 +7,9 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from core.errors import HeadRoomError
 
@@ -20,7 +21,7 @@ class DiskFullError(HeadRoomError):
 
 
 @contextlib.contextmanager
-def atomic_path(target: "str | os.PathLike[str]") -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields a temporary path beside `target`; on success it is fsynced and renamed over `target`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,26 +59,46 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(target: "str | os.PathLike[str]", data: bytes) -> None:
+def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text_atomic(target: "str | os.PathLike[str]", text: str) -> None:
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
-def write_json_atomic(target: "str | os.PathLike[str]", obj: Any) -> None:
+def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
     write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def write_with_atomic(target: "str | os.PathLike[str]", writer: Callable[[Path], None]) -> None:
+def write_with_atomic(target: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
     """`writer(tmp_path)` writes the file (e.g. safetensors.save_file); this makes it atomic."""
     with atomic_path(target) as tmp:
         writer(tmp)
 
 
-def save_safetensors_atomic(tensors: dict, target: "str | os.PathLike[str]", metadata: "dict | None" = None) -> None:
+def save_safetensors_atomic(tensors: dict, target: str | os.PathLike[str], metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     write_with_atomic(target, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def read_user_text_or_json(path, error: type, what: str):
+    """Reads a user's input file: returns (text, parsed JSON or None for non-.json files).
+
+    Every problem raises `error` with a message naming the file: missing, not UTF-8, invalid JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"No {what} at {path}.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{path} is not UTF-8 text. Save the {what} as UTF-8.") from None
+    if path.suffix.lower() != ".json":
+        return text, None
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None

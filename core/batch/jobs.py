@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +63,11 @@ def parse_seeds(text: str) -> list[int]:
 def read_prompts_file(path) -> list[str]:
     """A text file (one prompt a line; blank lines and lines starting with # are skipped) or a JSON file
     holding a list of strings, or a list of objects with a "prompt" field."""
+    from core.io import read_user_text_or_json
+
     path = Path(path)
-    if not path.is_file():
-        raise BatchInputError(f"No prompts file at {path}. Give a text file with one prompt a line.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise BatchInputError(f"{path} is not UTF-8 text. Save the prompts file as UTF-8.") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BatchInputError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    text, data = read_user_text_or_json(path, BatchInputError, "prompts file (one prompt a line)")
+    if data is not None:
         if not isinstance(data, list):
             raise BatchInputError(f"{path} must hold a JSON list of prompts, found a {type(data).__name__}.")
         prompts = []

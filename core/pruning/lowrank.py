@@ -8,8 +8,9 @@ values over the total (the fraction of the Frobenius norm squared that is kept).
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from core.progress import as_sink
 
@@ -28,7 +29,7 @@ class LowRankRecord:
 
 
 def _low_rank_class():
-    import torch.nn as nn
+    from torch import nn
 
     class LowRankLinear(nn.Module):
         def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, device=None,
@@ -47,14 +48,9 @@ def _low_rank_class():
     return LowRankLinear
 
 
-_CLS = None
-
-
+@functools.cache
 def low_rank_linear_class():
-    global _CLS
-    if _CLS is None:
-        _CLS = _low_rank_class()
-    return _CLS
+    return _low_rank_class()
 
 
 def saves_params(rank: int, m: int, n: int) -> bool:
@@ -121,7 +117,7 @@ def _truncated_svd(w, energy: float):
 
 def default_filter(name: str, lin) -> bool:
     """Linear layers of the transformer blocks and projections (not the tiny time-embedding heads)."""
-    return ".transformer_blocks." in name or name.endswith("proj_in") or name.endswith("proj_out")
+    return ".transformer_blocks." in name or name.endswith(("proj_in", "proj_out"))
 
 
 def _set_module(root, name, new):
@@ -137,7 +133,7 @@ def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_feat
                    progress=None, token=None) -> list[LowRankRecord]:
     """Factorises every eligible nn.Linear whose energy-rank saves parameters. Returns one record per layer
     actually factorised (in place)."""
-    import torch.nn as nn
+    from torch import nn
 
     if not 0.0 < energy < 1.0:
         raise ValueError(f"retained energy must be in (0, 1), got {energy}")
@@ -172,7 +168,7 @@ def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_feat
 def restructure_low_rank(unet, layers: list[dict], from_weights: bool = False) -> None:
     """Replaces the recorded layers by LowRankLinear modules of the recorded rank: empty ones (to load weights
     into), or, with `from_weights`, factorised from the layer's current weights at exactly that rank."""
-    import torch.nn as nn
+    from torch import nn
 
     LowRank = low_rank_linear_class()
     for rec in layers:

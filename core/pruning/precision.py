@@ -9,7 +9,8 @@ floating dtype.
 
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from collections.abc import Callable
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -28,8 +29,8 @@ def dtype_name(dtype) -> str:
 
 def _int8_class():
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
+    from torch import nn
 
     class Int8Linear(nn.Module):
         def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
@@ -67,14 +68,9 @@ def _int8_class():
     return Int8Linear
 
 
-_CLS = None
-
-
+@functools.cache
 def int8_linear_class():
-    global _CLS
-    if _CLS is None:
-        _CLS = _int8_class()
-    return _CLS
+    return _int8_class()
 
 
 def _set_module(root, name, new):
@@ -91,7 +87,7 @@ def default_int8_filter(name: str, lin) -> bool:
 
 
 def int8_targets(unet, filter: Callable | None = None) -> list[str]:
-    import torch.nn as nn
+    from torch import nn
 
     filter = filter or default_int8_filter
     return [n for n, m in unet.named_modules() if type(m) is nn.Linear and filter(n, m)]

@@ -9,7 +9,6 @@ File formats (UTF-8):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,18 +50,11 @@ def sets_from_generator(n_sets: int = 5, per_set: int = 4, seed: int = 0, split:
 
 
 def read_paraphrase_file(path) -> list[ParaphraseSet]:
+    from core.io import read_user_text_or_json
+
     path = Path(path)
-    if not path.is_file():
-        raise ParaphraseFileError(f"No paraphrase file at {path}.")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ParaphraseFileError(f"{path} is not UTF-8 text.") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ParaphraseFileError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+    text, data = read_user_text_or_json(path, ParaphraseFileError, "paraphrase file")
+    if data is not None:
         if isinstance(data, dict):
             data = data.get("sets")
         if not isinstance(data, list):
