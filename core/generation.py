@@ -85,7 +85,6 @@ def generate_images(
     jobs = [(p, s) for p in prompts for s in seeds]
     total_steps = len(jobs) * steps
     results = []
-    device = pipe.unet.device
     sampler = type(pipe.scheduler).__name__.replace("Scheduler", "")
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
