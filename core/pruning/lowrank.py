@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from core.progress import as_sink
+from core.pruning.structure import replace_submodule
 
 
 @dataclass
@@ -28,7 +29,8 @@ class LowRankRecord:
         return asdict(self)
 
 
-def _low_rank_class():
+@functools.cache
+def low_rank_linear_class():
     from torch import nn
 
     class LowRankLinear(nn.Module):
@@ -47,10 +49,6 @@ def _low_rank_class():
 
     return LowRankLinear
 
-
-@functools.cache
-def low_rank_linear_class():
-    return _low_rank_class()
 
 
 def saves_params(rank: int, m: int, n: int) -> bool:
@@ -120,13 +118,6 @@ def default_filter(name: str, lin) -> bool:
     return ".transformer_blocks." in name or name.endswith(("proj_in", "proj_out"))
 
 
-def _set_module(root, name, new):
-    parent_name, _, leaf = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    if leaf.isdigit():
-        parent[int(leaf)] = new
-    else:
-        setattr(parent, leaf, new)
 
 
 def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_features: int = 32,
@@ -158,7 +149,7 @@ def apply_low_rank(unet, energy: float, filter: Callable | None = None, min_feat
         new.up.weight = nn.Parameter(up.to(w.dtype).contiguous(), requires_grad=False)
         if lin.bias is not None:
             new.up.bias = nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
-        _set_module(unet, name, new)
+        replace_submodule(unet, name, new)
         records.append(LowRankRecord(name, r, min(m, n), kept, m * n + (m if lin.bias is not None else 0),
                                      r * (m + n) + (m if lin.bias is not None else 0)))
     sink.report(len(targets), len(targets), "low-rank done")
@@ -185,4 +176,4 @@ def restructure_low_rank(unet, layers: list[dict], from_weights: bool = False) -
             new.up.weight = nn.Parameter(up.to(w.dtype).contiguous(), requires_grad=False)
             if lin.bias is not None:
                 new.up.bias = nn.Parameter(lin.bias.detach().clone(), requires_grad=False)
-        _set_module(unet, rec["layer"], new)
+        replace_submodule(unet, rec["layer"], new)

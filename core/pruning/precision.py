@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from core.pruning.structure import replace_submodule
+
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -27,7 +29,8 @@ def dtype_name(dtype) -> str:
     return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.int8: "int8"}[dtype]
 
 
-def _int8_class():
+@functools.cache
+def int8_linear_class():
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -68,18 +71,7 @@ def _int8_class():
     return Int8Linear
 
 
-@functools.cache
-def int8_linear_class():
-    return _int8_class()
 
-
-def _set_module(root, name, new):
-    parent_name, _, leaf = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    if leaf.isdigit():
-        parent[int(leaf)] = new
-    else:
-        setattr(parent, leaf, new)
 
 
 def default_int8_filter(name: str, lin) -> bool:
@@ -104,7 +96,7 @@ def quantize_int8(unet, filter: Callable | None = None, structure_only: bool = F
                        dtype=lin.weight.dtype)
         else:
             new = Int8.from_linear(lin)
-        _set_module(unet, name, new)
+        replace_submodule(unet, name, new)
     return names
 
 

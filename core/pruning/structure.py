@@ -101,7 +101,7 @@ def ffn_info(name: str, ff) -> FfnInfo:
 
 def linear_totals(unet) -> tuple[int, int, int]:
     """(weight values, bias values, output features) over every plain nn.Linear."""
-    import torch.nn as nn
+    from torch import nn
 
     w = b = o = 0
     for m in unet.modules():
@@ -151,7 +151,7 @@ class UnetStructure:
         return self.names.index(name)
 
     @classmethod
-    def from_unet(cls, unet, dtype_bytes: int | None = None) -> "UnetStructure":
+    def from_unet(cls, unet, dtype_bytes: int | None = None) -> UnetStructure:
         infos = [attention_info(n, m) for n, m in attention_modules(unet)]
         if dtype_bytes is None:
             first = next(unet.parameters())
@@ -162,7 +162,7 @@ class UnetStructure:
                    linear_bias_params=b, linear_out_features=o)
 
     @classmethod
-    def from_config(cls, config: dict, dtype_bytes: int = 4) -> "UnetStructure":
+    def from_config(cls, config: dict, dtype_bytes: int = 4) -> UnetStructure:
         return cls.from_unet(meta_unet_from_config(config), dtype_bytes=dtype_bytes)
 
 
@@ -176,3 +176,13 @@ def meta_unet_from_config(config):
     config = {k: v for k, v in dict(config).items() if not k.startswith("_")}
     with torch.device("meta"):
         return diffusers.UNet2DConditionModel.from_config(config)
+
+
+def replace_submodule(root, name: str, new) -> None:
+    """Puts `new` where the dotted `name` is in `root` (indices of ModuleLists/Sequentials included)."""
+    parent_name, _, leaf = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    if leaf.isdigit():
+        parent[int(leaf)] = new
+    else:
+        setattr(parent, leaf, new)

@@ -8,11 +8,12 @@ block's residual carries the signal. Works on meta tensors too (used to rebuild 
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from core.errors import HeadRoomError
+from core.pruning.structure import replace_submodule
 
 
 class SurgeryError(HeadRoomError):
@@ -20,7 +21,7 @@ class SurgeryError(HeadRoomError):
 
 
 def _module_class():
-    import torch.nn as nn
+    from torch import nn
 
     class DroppedAttention(nn.Module):
         """An attention removed as a whole: it adds nothing to the residual stream and holds no weights."""
@@ -52,14 +53,10 @@ def dropped_attention_class():
     return _DROPPED
 
 
-def _set_module(root, name: str, new) -> None:
-    parent_name, _, leaf = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, leaf, new)
 
 
 def _slice_linear_out(lin, rows):
-    import torch.nn as nn
+    from torch import nn
 
     lin.weight = nn.Parameter(lin.weight.detach()[rows].clone().contiguous(), requires_grad=lin.weight.requires_grad)
     if lin.bias is not None:
@@ -68,7 +65,7 @@ def _slice_linear_out(lin, rows):
 
 
 def _slice_linear_in(lin, cols):
-    import torch.nn as nn
+    from torch import nn
 
     lin.weight = nn.Parameter(lin.weight.detach()[:, cols].clone().contiguous(),
                               requires_grad=lin.weight.requires_grad)
@@ -105,7 +102,7 @@ def drop_attention(unet, name: str) -> None:
     attn = unet.get_submodule(name)
     out = attn.to_out[0]
     new = dropped_attention_class()(out.out_features, attn.residual_connection, attn.rescale_output_factor)
-    _set_module(unet, name, new)
+    replace_submodule(unet, name, new)
 
 
 def prune_heads(unet, selection) -> dict[str, list[int]]:
