@@ -30,11 +30,7 @@ def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: f
         z = posterior.sample(generator=gen)
         recon = vae.decode(z).sample
         loss = (recon - images).abs().mean() + (recon - images).pow(2).mean() + kl_weight * posterior.kl().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for group in opt.param_groups:
-            group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))
+        _optimizer_step(opt, loss, lr, step, steps)
         if step % log_every == 0 or step == steps - 1:
             log.info("vae step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
         if progress is not None:
@@ -78,13 +74,20 @@ def finetune_decoder(vae, steps: int, seed: int, batch: int = 8, lr: float = 1e-
             z = vae.encode(images).latent_dist.mean
         recon = vae.decode(z).sample
         loss = (recon - images).abs().mean() + (recon - images).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        for group in opt.param_groups:
-            group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))
+        _optimizer_step(opt, loss, lr, step, steps)
         if step % log_every == 0 or step == steps - 1:
             log.info("decoder step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
     vae.requires_grad_(True)
     vae.eval()
     return vae
+
+
+def _optimizer_step(opt, loss, lr: float, step: int, steps: int) -> None:
+    """One update, then the cosine learning rate of the next step."""
+    import numpy as np
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    for group in opt.param_groups:
+        group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))
