@@ -10,7 +10,8 @@
    exact shapes the recorder produces (zeros; safetensors does not compress, so the size is exact) and saved
    through the same `Profile.save`. Target: < 50 MB.
 
-    .venv/bin/python bench/bench_profiling.py [--quick] [--skip-sd15] [--skip-sdxl] [--pairs N] [--threads 1]
+    .venv/bin/python bench/bench_profiling.py [--quick] [--skip-builtin] [--skip-sd15] [--skip-sdxl] [--pairs N] [--steps N]
+                                        [--sd15-pairs N] [--threads 1] [--out PATH]
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ def synthetic_file_size(modules: list, ffns: list, prompts: int = 16, seeds: int
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=8, help="(plain, profiled) pairs on builtin:shapes")
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps per generation on builtin:shapes")
     parser.add_argument("--sd15-pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least noise on a shared machine)")
     parser.add_argument("--quick", action="store_true", help="fewer pairs and steps (smoke run)")
@@ -236,7 +238,7 @@ def main(argv=None) -> int:
 
     if not args.skip_builtin:
         print("builtin:shapes overhead ...", file=sys.stderr)
-        report["builtin_overhead"] = bench_builtin(3 if args.quick else args.pairs, steps=4 if args.quick else 10)
+        report["builtin_overhead"] = bench_builtin(3 if args.quick else args.pairs, steps=4 if args.quick else args.steps)
         show("builtin_overhead")
         write()
     if not args.skip_sd15:

@@ -70,12 +70,12 @@ class ProfilingAttnProcessor:
             log_probs = scores.float().log_softmax(dim=-1)
             probs = log_probs.exp()
             hidden_states = torch.matmul(probs.to(value.dtype), value)
-            self.recorder.record_cross(self.index, probs, log_probs, self.spatial_map)
+            self.recorder.record(self.index, hidden_states, probs, log_probs, self.spatial_map)
         else:
             hidden_states = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
             )
-        self.recorder.record_energy(self.index, hidden_states)
+            self.recorder.record(self.index, hidden_states)
 
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = hidden_states.to(query.dtype)

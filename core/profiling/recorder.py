@@ -53,6 +53,8 @@ class HeadProfiler:
             if name not in names:
                 raise ProfilingError(f"Spatial maps were asked for {name!r}, which is not a cross-attention module "
                                      f"of this UNet. Cross-attention modules: {sorted(names)[:4]} ...")
+        self._cross_slot = {i: k for k, i in enumerate(i for i, m in enumerate(self.modules) if m.kind == "cross")}
+        self._step_buffers: StepBuffers | None = None
         self.sums: dict = {}
         self.count = [[[0.0, 0.0] for _ in range(self.n_buckets)] for _ in range(n_seeds)]
         self.prompt_count = [[0.0, 0.0] for _ in range(n_prompts)]
@@ -120,6 +122,7 @@ class HeadProfiler:
         if latent_hw is not None:
             self.latent_hw = tuple(latent_hw)
         self._prompt_index_tensor = None
+        self._content_mask_tensor = None
 
     def end_step(self, step: int) -> None:
         """Folds what the UNet call(s) of this step recorded into the running sums of its bucket."""
@@ -128,54 +131,59 @@ class HeadProfiler:
         if self._calls == 0:
             self._reset_step()
             return
-        import torch
-
+        self._check_complete()
         bucket = self.bucket_of_step[step]
         items = len(self.prompt_indices)
         calls = self._calls
-        energy = self._halves(torch.cat(self._energy, dim=1), items)  # (2, items, NH)
-        self._add("energy", (self.n_seeds, self.n_buckets, 2, self.total_heads), energy.sum(1),
+        step_sums = self._step_buffers
+        scales = step_sums.scales()  # sums over queries / tokens -> means
+        energy = self._halves(step_sums.energy * scales.energy, items)  # (2, items, NH)
+        self._add("energy", (self.n_seeds, self.n_buckets, 2, self.total_heads), _over_items(energy),
                   (self.seed_index, bucket))
         self._add_prompts("energy_prompt", (self.n_prompts, 2, self.total_heads), energy)
         if self.cross and self.config.cross_stats:
-            mass_tokens = self._halves(torch.cat(self._mass, dim=1), items)  # (2, items, NC, T)
-            entropy = self._halves(torch.cat(self._entropy, dim=1), items)
+            mass_tokens = self._halves(step_sums.mass * scales.mass, items)  # (2, items, NC, T)
+            entropy = self._halves(step_sums.entropy * scales.entropy, items)
             content = (mass_tokens * self._content_mask(mass_tokens).unsqueeze(2)).sum(-1)
-            self._add("mass", (self.n_seeds, self.n_buckets, 2, self.cross_heads), content.sum(1),
+            self._add("mass", (self.n_seeds, self.n_buckets, 2, self.cross_heads), _over_items(content),
                       (self.seed_index, bucket))
-            self._add("entropy", (self.n_seeds, self.n_buckets, 2, self.cross_heads), entropy.sum(1),
+            self._add("entropy", (self.n_seeds, self.n_buckets, 2, self.cross_heads), _over_items(entropy),
                       (self.seed_index, bucket))
             self._add_prompts("token_mass_prompt", (self.n_prompts, 2, self.cross_heads, self.n_tokens),
                               mass_tokens)
-        if self._ffn:
-            ffn = self._halves(torch.cat(self._ffn, dim=1), items)
-            self._add("ffn", (2, self.total_neurons), ffn.sum(1), ())
+        if self._ffn_recorded:
+            ffn = self._halves(step_sums.ffn * scales.ffn, items)
+            self._add("ffn", (2, self.total_neurons), _over_items(ffn), ())
         for name, parts in self._maps.items():
-            stacked = torch.stack(parts).sum(0)  # (items, heads, tokens, m, m), cond half
-            key = "map." + name
-            if key not in self.maps:
-                self.maps[key] = torch.zeros((self.n_prompts,) + tuple(stacked.shape[1:]), dtype=torch.float32,
-                                             device=stacked.device)
-            self.maps[key].index_add_(0, self._prompt_index(stacked.device), stacked)
+            self._fold_map(name, parts)
         halves = (UNCOND, COND) if self.cfg else (COND,)
         for half in halves:
             self.count[self.seed_index][bucket][half] += items * calls
             for p in self.prompt_indices:
                 self.prompt_count[p][half] += calls
-            if self._ffn:
+            if self._ffn_recorded:
                 self.ffn_count[half] += items * calls
         self._reset_step()
 
     # -- called from processors and hooks (device tensors only, no host sync) ------------------------------
-    def record_energy(self, index: int, head_out) -> None:
-        """head_out: (batch, heads, queries, head_dim), the attention output before `to_out`."""
+    # On a small UNet the number of tensor ops per module, not their size, is the cost: each statistic is one
+    # reduction (a sum) written straight into the module's columns of a per-step buffer; turning sums into
+    # means happens once per step for all modules together.
+    def record(self, index: int, head_out, probs=None, log_probs=None, spatial_map: bool = False) -> None:
+        """head_out: (batch, heads, queries, head_dim), the attention output before `to_out`.
+        probs / log_probs (cross-attention with statistics): (batch, heads, queries, keys) in float32."""
         import torch
 
-        energy = torch.linalg.vector_norm(head_out.float(), dim=-1).mean(-1)  # (batch, heads)
-        self._put(self._energy_parts, index, energy)
+        first = self._call_counts[index] == 0
+        self._call_counts[index] += 1
+        step_sums = self._buffers(head_out)
+        step_sums.queries[index] = head_out.shape[2]
+        norms = torch.linalg.vector_norm(head_out.detach(), dim=-1, dtype=torch.float32)  # (batch, heads, queries)
+        _reduce_into(step_sums.energy_cols[index], first, torch.sum, norms, -1)
+        if probs is not None:
+            self._record_cross(index, first, step_sums, probs.detach(), log_probs.detach(), spatial_map)
 
-    def record_cross(self, index: int, probs, log_probs, spatial_map: bool) -> None:
-        """probs / log_probs: (batch, heads, queries, keys) in float32."""
+    def _record_cross(self, index: int, first: bool, step_sums, probs, log_probs, spatial_map: bool) -> None:
         if probs.shape[-1] != self.n_tokens:
             raise ProfilingError(
                 f"Cross-attention saw {probs.shape[-1]} text tokens, the profile was set up for {self.n_tokens}. "
@@ -184,11 +192,9 @@ class HeadProfiler:
         import torch
 
         slot = self._cross_slot[index]
-        queries = probs.shape[2]
-        self._put(self._mass_parts, slot, probs.mean(2))
-        # sum over queries and keys of p*log(p) in one reduction; entropy per query, averaged over queries
-        entropy = torch.linalg.vecdot(probs.flatten(2), log_probs.flatten(2)).mul_(-1.0 / queries)
-        self._put(self._entropy_parts, slot, entropy)
+        _reduce_into(step_sums.mass_cols[slot], first, torch.sum, probs, 2)
+        # sum over queries and keys of p*log(p) in one reduction (the scale -1/queries comes at end_step)
+        _reduce_into(step_sums.entropy_cols[slot], first, torch.linalg.vecdot, probs.flatten(2), log_probs.flatten(2))
         if spatial_map:
             self._record_map(self.modules[index].name, probs)
 
@@ -196,58 +202,50 @@ class HeadProfiler:
         import torch
 
         def hook(module, args):
-            x = args[0].detach()  # (batch, tokens, inner); abs().sum() is ~7x faster than vector_norm(ord=1)
-            self._put(self._ffn_parts, index, x.abs().sum(1, dtype=torch.float32).div_(x.shape[1]))
+            first = self._ffn_call_counts[index] == 0
+            self._ffn_call_counts[index] += 1
+            x = args[0].detach()  # (batch, tokens, inner)
+            step_sums = self._buffers(x)
+            step_sums.tokens[index] = x.shape[1]
+            # abs() then sum is ~7x faster than vector_norm(ord=1) over a middle dim on CPU
+            _reduce_into(step_sums.ffn_cols[index], first, torch.sum, x.abs(), 1, dtype=torch.float32)
 
         return hook
 
     # -- internals ----------------------------------------------------------------------------------------
     def _reset_step(self) -> None:
-        n_cross = len(self.cross)
-        self._energy_parts: list = [None] * len(self.modules)
-        self._mass_parts: list = [None] * n_cross
-        self._entropy_parts: list = [None] * n_cross
-        self._ffn_parts: list = [None] * len(self.ffns)
         self._maps: dict = {}
-        self._cross_slot = {i: k for k, i in enumerate(i for i, m in enumerate(self.modules) if m.kind == "cross")}
         self._call_counts = [0] * len(self.modules)
+        self._ffn_call_counts = [0] * len(self.ffns)
 
     @property
     def _calls(self) -> int:
         return max(self._call_counts) if self._call_counts else 0
 
-    def _put(self, parts: list, slot: int, value) -> None:
-        if parts is self._energy_parts:
-            self._call_counts[slot] += 1
-        parts[slot] = value if parts[slot] is None else parts[slot] + value
-
     @property
-    def _energy(self):
-        return self._complete(self._energy_parts, [m.name for m in self.modules])
+    def _ffn_recorded(self) -> bool:
+        return self.config.ffn_stats and any(self._ffn_call_counts)
 
-    @property
-    def _mass(self):
-        return self._complete(self._mass_parts, [m.name for m in self.cross])
-
-    @property
-    def _entropy(self):
-        return self._complete(self._entropy_parts, [m.name for m in self.cross])
-
-    @property
-    def _ffn(self):
-        if not self.config.ffn_stats or all(p is None for p in self._ffn_parts):
-            return []
-        return self._complete(self._ffn_parts, [f.name for f in self.ffns])
-
-    def _complete(self, parts: list, names: list) -> list:
-        missing = [n for n, p in zip(names, parts) if p is None]
+    def _check_complete(self) -> None:
+        names = [m.name for m in self.modules]
+        counts = list(self._call_counts)
+        if self._ffn_recorded:
+            names += [f.name for f in self.ffns]
+            counts += self._ffn_call_counts
+        missing = [n for n, c in zip(names, counts) if c == 0]
         if missing:
             raise ProfilingError(f"{len(missing)} modules did not run in this step (e.g. {missing[0]}); the UNet "
                                  "skipped blocks the profiler expected. Profile the model without step caching.")
         if len(set(self._call_counts)) > 1:
             raise ProfilingError("Attention modules ran a different number of times in one step; "
                                  "turn off token merging / block caching while profiling.")
-        return parts
+
+    def _buffers(self, like) -> StepBuffers:
+        """The step buffers for this batch size and device, allocated once and reused every step."""
+        buffers = self._step_buffers
+        if buffers is None or buffers.batch != like.shape[0] or buffers.device != like.device:
+            buffers = self._step_buffers = StepBuffers(self, like.shape[0], like.device)
+        return buffers
 
     def _halves(self, flat, items: int):
         """(batch, ...) -> (2, items, ...); without CFG the unconditional half is zeros."""
@@ -286,13 +284,28 @@ class HeadProfiler:
         return self._prompt_index_tensor
 
     def _content_mask(self, mass_tokens):
+        """(2, items, tokens) float32 on the device; built once per generation."""
         import torch
 
-        if self.content_masks is not None:
-            return self.content_masks.to(device=mass_tokens.device, dtype=torch.float32)
-        mask = torch.ones(mass_tokens.shape[:2] + mass_tokens.shape[-1:], device=mass_tokens.device)
-        mask[..., 0] = 0.0
+        mask = self._content_mask_tensor
+        if mask is None or mask.device != mass_tokens.device:
+            if self.content_masks is not None:
+                mask = self.content_masks.to(device=mass_tokens.device, dtype=torch.float32)
+            else:
+                mask = torch.ones(mass_tokens.shape[:2] + mass_tokens.shape[-1:], device=mass_tokens.device)
+                mask[..., 0] = 0.0
+            self._content_mask_tensor = mask
         return mask
+
+    def _fold_map(self, name: str, parts: list) -> None:
+        import torch
+
+        stacked = torch.stack(parts).sum(0)  # (items, heads, tokens, m, m), cond half
+        key = "map." + name
+        if key not in self.maps:
+            self.maps[key] = torch.zeros((self.n_prompts,) + tuple(stacked.shape[1:]), dtype=torch.float32,
+                                         device=stacked.device)
+        self.maps[key].index_add_(0, self._prompt_index(stacked.device), stacked)
 
     def _record_map(self, name: str, probs) -> None:
         import torch.nn.functional as F
@@ -323,3 +336,66 @@ class HeadProfiler:
 
         return (torch.tensor(self.count, dtype=torch.float32), torch.tensor(self.prompt_count, dtype=torch.float32),
                 torch.tensor(self.ffn_count, dtype=torch.float32))
+
+
+class StepBuffers:
+    """What one step's UNet call(s) record, flat over heads, as sums over queries (tokens for the FFN):
+    energy (batch, NH), token mass (batch, NC, tokens), sum of p*log(p) (batch, NC), FFN (batch, neurons);
+    plus a ready-made view of each module's columns and the query / token count each module saw."""
+
+    def __init__(self, profiler: HeadProfiler, batch: int, device) -> None:
+        import torch
+
+        self.profiler, self.batch, self.device = profiler, batch, device
+
+        def zeros(*shape):
+            return torch.zeros(shape, dtype=torch.float32, device=device)
+
+        self.energy = zeros(batch, profiler.total_heads)
+        self.mass = zeros(batch, profiler.cross_heads, profiler.n_tokens)
+        self.entropy = zeros(batch, profiler.cross_heads)
+        self.ffn = zeros(batch, profiler.total_neurons)
+        self.energy_cols = [self.energy[:, m.offset:m.offset + m.heads] for m in profiler.modules]
+        self.mass_cols = [self.mass[:, m.cross_offset:m.cross_offset + m.heads] for m in profiler.cross]
+        self.entropy_cols = [self.entropy[:, m.cross_offset:m.cross_offset + m.heads] for m in profiler.cross]
+        self.ffn_cols = [self.ffn[:, f.offset:f.offset + f.inner] for f in profiler.ffns]
+        self.queries = [1] * len(profiler.modules)
+        self.tokens = [1] * len(profiler.ffns)
+        self._scales_key = None
+
+    def scales(self) -> MeanScales:
+        """Per-column factors that turn the sums into means (entropy: -1/queries); rebuilt when sizes change."""
+        key = (tuple(self.queries), tuple(self.tokens))
+        if key != self._scales_key:
+            self._scales = MeanScales(self.profiler, self.queries, self.tokens, self.device)
+            self._scales_key = key
+        return self._scales
+
+
+class MeanScales:
+    def __init__(self, profiler: HeadProfiler, queries: list, tokens: list, device) -> None:
+        import torch
+
+        def per_column(counts, records, width):
+            return torch.tensor([1.0 / n for n, r in zip(counts, records) for _ in range(width(r))],
+                                dtype=torch.float32, device=device)
+
+        self.energy = per_column(queries, profiler.modules, lambda m: m.heads)
+        cross_queries = [queries[i] for i in profiler._cross_slot]
+        self.mass = per_column(cross_queries, profiler.cross, lambda m: m.heads).unsqueeze(-1)
+        self.entropy = -self.mass.squeeze(-1)
+        self.ffn = per_column(tokens, profiler.ffns, lambda f: f.inner)
+
+
+def _reduce_into(target, first: bool, reduction, *args, **kwargs) -> None:
+    """target = reduction(*args) on a module's first call in a step, target += it on later calls
+    (second-order schedulers call the UNet more than once per step)."""
+    if first:
+        reduction(*args, out=target, **kwargs)
+    else:
+        target.add_(reduction(*args, **kwargs))
+
+
+def _over_items(halves):
+    """(2, items, ...) -> (2, ...) summed over the items; a view when there is one item (the drivers' case)."""
+    return halves[:, 0] if halves.shape[1] == 1 else halves.sum(1)
