@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 TOY = ["--vae-steps", "2", "--vae-batch", "2", "--unet-steps", "2", "--unet-batch", "2", "--n-latent-scenes", "8",
-       "--clip-steps", "2", "--clip-batch", "4", "--decoder-steps", "2"]
+       "--clip-steps", "2", "--clip-batch", "4"]
 
 
 def test_toy_training_exports_a_loadable_pipeline_and_tiny_clip(tmp_path):
@@ -17,15 +17,12 @@ def test_toy_training_exports_a_loadable_pipeline_and_tiny_clip(tmp_path):
     from core.loading.diffusers_folder import load_diffusers_folder
 
     out, work = tmp_path / "out", tmp_path / "work"
-    assert main(["--stages", "vae,decoder,unet,export,clip", "--out", str(out), "--work-dir", str(work), *TOY]) == 0
+    # Default --jobs 2: the CLIP stage trains in a second process beside the VAE and UNet stages.
+    assert main(["--stages", "vae,unet,export,clip", "--out", str(out), "--work-dir", str(work), *TOY]) == 0
     timings = json.loads((work / "timings.json").read_text())
-    assert set(timings) == {"vae", "decoder", "unet", "clip"} and timings["vae"]["scaling_factor"] > 0
-    from core.builtin.train import _load_vae
-
-    joint = torch.load(work / "vae.pt", weights_only=True)["state"]
-    tuned = _load_vae(work, seed=0).state_dict()
-    assert all(torch.equal(tuned[k], v) for k, v in joint.items() if k.startswith(("encoder.", "quant_conv.")))
-    assert not torch.equal(tuned["decoder.conv_out.weight"], joint["decoder.conv_out.weight"])
+    assert set(timings) == {"vae", "unet", "clip", "last_run"} and timings["vae"]["scaling_factor"] > 0
+    assert timings["clip"]["steps"] == 2 and timings["unet"]["cpu_seconds"] > 0
+    assert timings["last_run"]["wall_seconds"] >= max(timings[s]["seconds"] for s in ("vae", "unet", "clip"))
     loaded = load_diffusers_folder(out / "shapes")
     assert (out / "shapes" / "tokenizer" / "vocab.json").is_file()
     assert loaded.pipe.vae.config.scaling_factor == timings["vae"]["scaling_factor"]

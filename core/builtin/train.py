@@ -4,7 +4,8 @@
     python -m core.builtin.train --stages unet,export --resume
 
 Stages: (a) VAE on drawn scenes, (b) UNet + text encoder jointly on cached latents, (c) the tiny open_clip
-model contrastively on the same world. Checkpoints go to --work-dir (a partial run is usable: `--stages export`
+model contrastively on the same world. With --jobs 2 (the default) stage (c) runs in a second process beside
+(a) and (b), one torch thread each. Checkpoints go to --work-dir (a partial run is usable: `--stages export`
 ships the newest one); the exported diffusers folder and CLIP weights go to --out (resources/builtin).
 """
 
@@ -18,20 +19,36 @@ from pathlib import Path
 
 log = logging.getLogger("core.builtin.train")
 
-DEFAULTS = dict(seed=0, vae_steps=250, unet_steps=1600, clip_steps=2600, n_latent_scenes=4000, threads=1,
-                vae_batch=16, unet_batch=32, clip_batch=48, decoder_steps=1400)
+DEFAULTS = dict(seed=0, vae_steps=2000, unet_steps=6000, clip_steps=3000, n_latent_scenes=10000, threads=1,
+                vae_batch=16, unet_batch=32, clip_batch=48, jobs=2)
 
 
 def _paths(work_dir: Path):
-    return dict(vae=work_dir / "vae.pt", decoder=work_dir / "decoder.pt", unet=work_dir / "unet.pt",
-                timings=work_dir / "timings.json")
+    return dict(vae=work_dir / "vae.pt", unet=work_dir / "unet.pt", timings=work_dir / "timings.json")
 
 
-def _record_timing(work_dir: Path, stage: str, seconds: float, steps: int, extra=None):
+def _record_timing(work_dir: Path, stage: str, wall: float, cpu: float, steps: int | None, extra=None):
+    """One file per stage (the CLIP stage runs in its own process at the same time); `_merge_timings` joins them."""
+    record = dict(seconds=round(wall, 1), cpu_seconds=round(cpu, 1), steps=steps, **(extra or {}))
+    (work_dir / f"timing_{stage}.json").write_text(json.dumps(record, indent=2))
+
+
+def _merge_timings(work_dir: Path, total_wall: float, stages) -> dict:
     path = _paths(work_dir)["timings"]
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[stage] = dict(seconds=round(seconds, 1), steps=steps, **(extra or {}))
+    for part in sorted(work_dir.glob("timing_*.json")):
+        data[part.stem.removeprefix("timing_")] = json.loads(part.read_text())
+    data["last_run"] = dict(stages=list(stages), wall_seconds=round(total_wall, 1))
     path.write_text(json.dumps(data, indent=2))
+    return data
+
+
+class _StageClock:
+    def __init__(self):
+        self.wall, self.cpu = time.time(), time.process_time()
+
+    def elapsed(self):
+        return time.time() - self.wall, time.process_time() - self.cpu
 
 
 def stage_vae(args, work_dir: Path):
@@ -41,29 +58,16 @@ def stage_vae(args, work_dir: Path):
     from core.builtin.train_vae import latent_scaling_factor, train_vae
 
     vae = build_components(args.seed)["vae"]
-    start = time.time()
+    clock = _StageClock()
     train_vae(vae, steps=args.vae_steps, seed=args.seed + 1, batch=args.vae_batch)
     factor = latent_scaling_factor(vae, seed=args.seed + 2)
     torch.save({"state": vae.state_dict(), "scaling_factor": factor}, _paths(work_dir)["vae"])
-    _record_timing(work_dir, "vae", time.time() - start, args.vae_steps, {"scaling_factor": factor})
+    _record_timing(work_dir, "vae", *clock.elapsed(), args.vae_steps, {"scaling_factor": factor})
     log.info("vae done: scaling factor %.4f", factor)
 
 
-def stage_decoder(args, work_dir: Path):
-    import torch
-
-    from core.builtin.train_vae import finetune_decoder
-
-    vae = _load_vae(work_dir, args.seed, decoder=args.resume)
-    start = time.time()
-    finetune_decoder(vae, steps=args.decoder_steps, seed=args.seed + 6 + (1000 if args.resume else 0))
-    decoder_state = {k: v for k, v in vae.state_dict().items() if k.startswith(("decoder.", "post_quant_conv."))}
-    torch.save({"state": decoder_state}, _paths(work_dir)["decoder"])
-    _record_timing(work_dir, "decoder", time.time() - start, args.decoder_steps)
-
-
-def _load_vae(work_dir: Path, seed: int, decoder: bool = True):
-    """The trained VAE; with `decoder`, the fine-tuned decoder replaces the jointly trained one when present."""
+def _load_vae(work_dir: Path, seed: int):
+    """The trained VAE with its latent scaling factor, in eval mode."""
     import torch
 
     from core.builtin.architecture import build_components
@@ -71,9 +75,6 @@ def _load_vae(work_dir: Path, seed: int, decoder: bool = True):
     saved = torch.load(_paths(work_dir)["vae"], weights_only=True)
     vae = build_components(seed)["vae"]
     vae.load_state_dict(saved["state"])
-    decoder_path = _paths(work_dir)["decoder"]
-    if decoder and decoder_path.is_file():
-        vae.load_state_dict(torch.load(decoder_path, weights_only=True)["state"], strict=False)
     vae.register_to_config(scaling_factor=saved["scaling_factor"])
     return vae.eval()
 
@@ -83,16 +84,16 @@ def stage_unet(args, work_dir: Path):
 
     from core.builtin.architecture import build_components
     from core.builtin.train_data import scenes_and_images
-    from core.builtin.train_unet import encode_latents, train_unet_text
+    from core.builtin.train_unet import encode_latents, prepare_text_encoder, train_unet_text
 
     components = build_components(args.seed)
     vae = _load_vae(work_dir, args.seed)
-    start = time.time()
+    clock = _StageClock()
     scenes, images = scenes_and_images(args.n_latent_scenes, seed=args.seed + 3, split="train")
     mean, std = encode_latents(vae, images)
     del images
-    log.info("encoded %d scenes in %.0f s", len(scenes), time.time() - start)
-    unet, text = components["unet"], components["text_encoder"]
+    log.info("encoded %d scenes in %.0f s", len(scenes), clock.elapsed()[0])
+    unet, text = components["unet"], prepare_text_encoder(components["text_encoder"], seed=args.seed)
     kwargs = {}
     ckpt_path = _paths(work_dir)["unet"]
     if args.resume and ckpt_path.is_file():
@@ -112,7 +113,7 @@ def stage_unet(args, work_dir: Path):
     train_unet_text(unet, text, components["tokenizer"], components["scheduler"], mean, std, scenes,
                     vae.config.scaling_factor, steps=args.unet_steps, seed=args.seed + 4, batch=args.unet_batch, checkpoint=checkpoint,
                     **kwargs)
-    _record_timing(work_dir, "unet", time.time() - start, args.unet_steps,
+    _record_timing(work_dir, "unet", *clock.elapsed(), args.unet_steps,
                    {"resumed_from": kwargs.get("start_step", 0), "n_latent_scenes": args.n_latent_scenes})
 
 
@@ -148,20 +149,34 @@ def stage_export(args, work_dir: Path):
 def stage_clip(args, work_dir: Path):
     from core.builtin.train_clip import train_and_save_tiny_clip
 
-    start = time.time()
+    clock = _StageClock()
     train_and_save_tiny_clip(Path(args.out) / "clip", steps=args.clip_steps, seed=args.seed + 5, batch=args.clip_batch,
                              resume=args.resume)
-    _record_timing(work_dir, "clip", time.time() - start, args.clip_steps)
+    _record_timing(work_dir, "clip", *clock.elapsed(), args.clip_steps)
 
 
-STAGES = {"vae": stage_vae, "decoder": stage_decoder, "unet": stage_unet, "export": stage_export, "clip": stage_clip}
+STAGES = {"vae": stage_vae, "unet": stage_unet, "export": stage_export, "clip": stage_clip}
+
+
+def _start_clip_process(args):
+    """The CLIP stage needs nothing from the others, so with --jobs 2 it trains in a second process (one thread
+    each: on two cores that beats one process with two threads)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "core.builtin.train", "--stages", "clip", "--jobs", "1", "--out", str(args.out),
+               "--work-dir", str(args.work_dir), "--seed", str(args.seed), "--clip-steps", str(args.clip_steps),
+               "--clip-batch", str(args.clip_batch), "--threads", str(args.threads)]
+    if args.resume:
+        command.append("--resume")
+    return subprocess.Popen(command)
 
 
 def main(argv=None) -> int:
     from core.resources import resources_root
 
     parser = argparse.ArgumentParser(prog="python -m core.builtin.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stages", default="vae,decoder,unet,export,clip")
+    parser.add_argument("--stages", default="vae,unet,export,clip")
     parser.add_argument("--out", default=str(resources_root() / "builtin"))
     parser.add_argument("--work-dir", default="build/builtin_train")
     parser.add_argument("--resume", action="store_true", help="continue UNet training from the work-dir checkpoint, CLIP training from the weights in --out")
@@ -181,12 +196,25 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    clip_process = None
+    if args.jobs > 1 and "clip" in stages and len(stages) > 1:
+        stages.remove("clip")
+        clip_process = _start_clip_process(args)
     try:
         for stage in stages:
             log.info("stage %s", stage)
             STAGES[stage](args, work_dir)
+        if clip_process is not None and clip_process.wait() != 0:
+            log.error("the CLIP stage failed (exit %s)", clip_process.returncode)
+            return 1
     finally:
+        if clip_process is not None and clip_process.poll() is None:
+            clip_process.terminate()
+            clip_process.wait()
         torch.set_num_threads(threads)
+    timings = _merge_timings(work_dir, time.time() - started, args.stages.split(","))
+    log.info("done in %.0f s wall-clock", timings["last_run"]["wall_seconds"])
     return 0
 
 

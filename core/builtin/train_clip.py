@@ -51,7 +51,7 @@ def _batch(rng, batch: int, negatives: int):
 
 
 def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 2, lr: float = 1e-3,
-                    warmup: int = 50, log_every: int = 50):
+                    warmup: int = 50, log_every: int = 50, device: str = "cpu", checkpoint=None, checkpoint_every: int = 0):
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -62,10 +62,10 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
     start = time.time()
     for step in range(steps):
         images, positives, hard = _batch(rng, batch, negatives)
-        image_features = F.normalize(model.encode_image(clip_pixels(images)), dim=-1)
-        text_features = F.normalize(model.encode_text(tokenizer(positives + hard)), dim=-1)
+        image_features = F.normalize(model.encode_image(clip_pixels(images).to(device)), dim=-1)
+        text_features = F.normalize(model.encode_text(tokenizer(positives + hard).to(device)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-        target = torch.arange(batch)
+        target = torch.arange(batch, device=device)
         loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target)) / 2
         for group in opt.param_groups:
             group["lr"] = float(lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / steps)))
@@ -76,6 +76,8 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
             accuracy = (logits.argmax(dim=1) == target).float().mean().item()
             log.info("clip step %d/%d loss %.4f batch-acc %.2f (%.0f s)", step, steps, loss.item(), accuracy,
                      time.time() - start)
+        if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            checkpoint(step + 1, model)
     model.eval()
     return model
 

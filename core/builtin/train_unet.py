@@ -26,6 +26,30 @@ def encode_latents(vae, images, chunk: int = 128):
     return torch.cat(means), torch.cat(stds)
 
 
+def prepare_text_encoder(text_encoder, seed: int = 0):
+    """Starts the text encoder as a bag of tokens: every transformer layer is the identity (zeroed output
+    projections), position embeddings are zero and the token and position embeddings stay frozen.
+
+    Each token's hidden state is then its own fixed random vector, so the UNet's cross-attention can pick the
+    colour word and the shape word apart from the first step, and a colour x shape pair never seen in
+    training is still two familiar tokens. The layers learn from there (word order, which colour goes with
+    which shape in two-object prompts) without being able to blur the tokens' identities at the start.
+    """
+    import torch
+
+    model = getattr(text_encoder, "text_model", text_encoder)  # transformers < 5 nests the transformer
+    with torch.no_grad():
+        embeddings = model.embeddings
+        embeddings.token_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed))
+        embeddings.position_embedding.weight.zero_()
+        embeddings.requires_grad_(False)
+        for layer in model.encoder.layers:
+            for linear in (layer.self_attn.out_proj, layer.mlp.fc2):
+                linear.weight.zero_()
+                linear.bias.zero_()
+    return text_encoder
+
+
 class EMA:
     def __init__(self, model, decay: float = 0.999):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
@@ -37,15 +61,18 @@ class EMA:
         decay = min(self.decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for ema_p, p in zip(self.model.parameters(), model.parameters()):
-                ema_p.lerp_(p, 1 - decay)
+                if p.requires_grad:
+                    ema_p.lerp_(p, 1 - decay)
 
 
 def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, latents_std, scenes, scaling_factor: float,
                     steps: int, seed: int, batch: int = 32, lr: float = 1e-3, caption_dropout: float = 0.1,
                     snr_gamma: float = 5.0, warmup: int = 50, log_every: int = 50, checkpoint_every: int = 100,
-                    checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None):
+                    checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None,
+                    device: str = "cpu"):
     """Trains in place; returns (ema_unet, ema_text_encoder). `checkpoint(step, unet, text, ema_u, ema_t, opt)`
-    is called every `checkpoint_every` steps and at the end."""
+    is called every `checkpoint_every` steps and at the end. Batches are drawn on the CPU from seeded generators
+    whatever the `device`, so a run on another device sees the same data, noise and timesteps."""
     import numpy as np
     import torch
 
@@ -55,7 +82,7 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
     tokens = CaptionTokens(tokenizer)
     rng = np.random.default_rng([seed, start_step])
     gen = torch.Generator().manual_seed(seed * 1000003 + start_step)
-    params = list(unet.parameters()) + list(text_encoder.parameters())
+    params = [p for p in list(unet.parameters()) + list(text_encoder.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
@@ -64,7 +91,7 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
         ema_unet.model.load_state_dict(ema_state[0])
         ema_text.model.load_state_dict(ema_state[1])
     alphas_cumprod = scheduler.alphas_cumprod.float()
-    snr = alphas_cumprod / (1 - alphas_cumprod)
+    snr = (alphas_cumprod / (1 - alphas_cumprod)).to(device)
     unet.train()
     text_encoder.train()
     n = latents_mean.shape[0]
@@ -79,6 +106,7 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
         zt = scheduler.add_noise(z0, noise, t)
+        zt, t, noise, ids = zt.to(device), t.to(device), noise.to(device), ids.to(device)
         hidden = text_encoder(ids)[0]
         pred = unet(zt, t, hidden).sample
         weight = torch.clamp(snr[t], max=snr_gamma) / snr[t]

@@ -8,8 +8,8 @@ import time
 log = logging.getLogger(__name__)
 
 
-def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: float = 1e-3, kl_weight: float = 1e-6,
-              log_every: int = 50, progress=None):
+def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: float = 2e-3, kl_weight: float = 1e-6,
+              warmup: int = 50, log_every: int = 50, progress=None, device: str = "cpu"):
     import numpy as np
     import torch
 
@@ -17,7 +17,7 @@ def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: f
 
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr / warmup if warmup else lr, weight_decay=0.0)
     vae.train()
     start = time.time()
     for step in range(steps):
@@ -26,11 +26,12 @@ def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: f
         if not full:
             x0, y0 = (int(v) for v in rng.integers(0, 64 - crop + 1, size=2) // 4 * 4)
             images = images[:, :, y0 : y0 + crop, x0 : x0 + crop]
+        images = images.to(device)
         posterior = vae.encode(images).latent_dist
-        z = posterior.sample(generator=gen)
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(device)
         recon = vae.decode(z).sample
         loss = (recon - images).abs().mean() + (recon - images).pow(2).mean() + kl_weight * posterior.kl().mean()
-        _optimizer_step(opt, loss, lr, step, steps)
+        _optimizer_step(opt, loss, lr, step, steps, warmup)
         if step % log_every == 0 or step == steps - 1:
             log.info("vae step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
         if progress is not None:
@@ -39,7 +40,7 @@ def train_vae(vae, steps: int, seed: int, batch: int = 16, crop: int = 32, lr: f
     return vae
 
 
-def latent_scaling_factor(vae, seed: int, n: int = 512) -> float:
+def latent_scaling_factor(vae, seed: int, n: int = 512, device: str = "cpu") -> float:
     """1 / std of the latent means of `n` scenes, so scaled latents have unit variance as diffusion expects."""
     import torch
 
@@ -47,47 +48,17 @@ def latent_scaling_factor(vae, seed: int, n: int = 512) -> float:
 
     _, images = scenes_and_images(n, seed=seed)
     with torch.no_grad():
-        means = torch.cat([vae.encode(chunk).latent_dist.mean for chunk in images.split(128)])
+        means = torch.cat([vae.encode(chunk.to(device)).latent_dist.mean for chunk in images.split(128)])
     return float(1.0 / means.std())
 
 
-def finetune_decoder(vae, steps: int, seed: int, batch: int = 8, lr: float = 1e-3, log_every: int = 50):
-    """Trains the decoder alone on whole images with the encoder frozen: latents (and so the UNet trained on
-    them) stay valid, while colours and edges of decoded images sharpen."""
-    import numpy as np
-    import torch
-
-    from core.builtin.train_data import scenes_and_images
-
-    rng = np.random.default_rng(seed)
-    vae.requires_grad_(False)
-    decoder_params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
-    for p in decoder_params:
-        p.requires_grad_(True)
-    opt = torch.optim.AdamW(decoder_params, lr=lr, weight_decay=0.0)
-    vae.eval()
-    vae.decoder.train()
-    start = time.time()
-    for step in range(steps):
-        _, images = scenes_and_images(batch, seed=int(rng.integers(2**31)), split="any")
-        with torch.no_grad():
-            z = vae.encode(images).latent_dist.mean
-        recon = vae.decode(z).sample
-        loss = (recon - images).abs().mean() + (recon - images).pow(2).mean()
-        _optimizer_step(opt, loss, lr, step, steps)
-        if step % log_every == 0 or step == steps - 1:
-            log.info("decoder step %d/%d loss %.4f (%.0f s)", step, steps, loss.item(), time.time() - start)
-    vae.requires_grad_(True)
-    vae.eval()
-    return vae
-
-
-def _optimizer_step(opt, loss, lr: float, step: int, steps: int) -> None:
-    """One update, then the cosine learning rate of the next step."""
+def _optimizer_step(opt, loss, lr: float, step: int, steps: int, warmup: int = 0) -> None:
+    """One update, then the (warm-up, then cosine) learning rate of the next step."""
     import numpy as np
 
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     for group in opt.param_groups:
-        group["lr"] = float(lr * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))
+        ramp = min(1.0, (step + 2) / warmup) if warmup else 1.0
+        group["lr"] = float(lr * ramp * 0.5 * (1 + np.cos(np.pi * (step + 1) / steps)))

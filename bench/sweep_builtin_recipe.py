@@ -1,0 +1,191 @@
+"""Recipe sweep for the built-in model: trains several UNet and tiny-CLIP variants side by side (one process each)
+and logs held-out quality at checkpoints, so the recipe that `python -m core.builtin.train` runs on 2 CPU cores
+is chosen from measurements. Meant for a GPU machine (each variant is a few minutes there); every variant draws
+the same seeded batches on the CPU as the real training does.
+
+    python bench/sweep_builtin_recipe.py --device cuda --out reports/sweep --unet-steps 6000 --clip-steps 3000
+
+Writes one JSON line per variant and checkpoint to OUT/sweep.jsonl, the shared VAE's reconstruction check to
+OUT/vae.json, weights to --weights (default OUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LINEAR_BETAS = dict(beta_schedule="linear", beta_start=0.0001, beta_end=0.02)
+UNET_VARIANTS = {
+    "u_base": dict(),
+    "u_linear": dict(scheduler=LINEAR_BETAS),
+    "u_linear_scenes20k": dict(scheduler=LINEAR_BETAS, n_scenes=20000),
+    "u_linear_lr2e-3": dict(scheduler=LINEAR_BETAS, lr=2e-3),
+    "u_linear_old_text": dict(scheduler=LINEAR_BETAS, prepare_text=False),
+    "u_linear_frozen_text": dict(scheduler=LINEAR_BETAS, freeze_text=True),
+    "u_linear_batch64": dict(scheduler=LINEAR_BETAS, batch=64),
+}
+CLIP_VARIANTS = {
+    "c_base": dict(),
+    "c_text1": dict(text_layers=1),
+    "c_text1_neg6": dict(text_layers=1, negatives=6),
+    "c_text1_avg_neg6": dict(text_layers=1, negatives=6, vision_pool="avg"),
+}
+
+
+def _log(out: Path, name: str, row: dict) -> None:
+    with open(out / "sweep.jsonl", "a") as f:
+        f.write(json.dumps(dict(variant=name, **row)) + "\n")
+    print(name, json.dumps(row), flush=True)
+
+
+def vae_stage(args, out: Path):
+    import torch
+
+    from core.builtin.architecture import build_components
+    from core.builtin.train_data import scenes_and_images
+    from core.builtin.train_vae import latent_scaling_factor, train_vae
+    from core.shapes.checker import check_image
+
+    vae = build_components(0)["vae"].to(args.device)
+    start = time.time()
+    train_vae(vae, steps=args.vae_steps, seed=1, device=args.device)
+    seconds = time.time() - start
+    factor = latent_scaling_factor(vae, seed=2, device=args.device)
+    scenes, images = scenes_and_images(200, seed=999, split="heldout")
+    with torch.no_grad():
+        rec = vae.decode(vae.encode(images.to(args.device)).latent_dist.mean).sample.cpu()
+    rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    ok = sum(check_image(r, s).colour_shape_ok for r, s in zip(rec, scenes))
+    row = dict(steps=args.vae_steps, seconds=round(seconds, 1), scaling_factor=factor, checker_ok=ok / len(scenes))
+    (out / "vae.json").write_text(json.dumps(row))
+    print("vae", row, flush=True)
+    torch.save({"state": vae.cpu().state_dict(), "scaling_factor": factor}, out / "vae.pt")
+
+
+def unet_variant(name: str, spec: dict, args, out: str):
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(out)
+    from core.builtin import evaluation
+    from core.builtin.architecture import build_components
+    from core.builtin.train_data import scenes_and_images
+    from core.builtin.train_unet import encode_latents, prepare_text_encoder, train_unet_text
+    from core.offline import import_diffusers
+
+    device = args.device
+    c = build_components(0)
+    if "scheduler" in spec:
+        c["scheduler"] = type(c["scheduler"]).from_config({**c["scheduler"].config, **spec["scheduler"]})
+    saved = torch.load(out / "vae.pt", weights_only=True)
+    vae = c["vae"]
+    vae.load_state_dict(saved["state"])
+    vae.register_to_config(scaling_factor=saved["scaling_factor"])
+    vae.to(device).eval()
+    scenes, images = scenes_and_images(spec.get("n_scenes", 4000), seed=3, split="train")
+    mean, std = encode_latents(vae, images.to(device))
+    mean, std = mean.cpu(), std.cpu()
+    del images
+    text = c["text_encoder"]
+    if spec.get("prepare_text", True):
+        prepare_text_encoder(text, seed=0)
+    if spec.get("freeze_text"):
+        text.requires_grad_(False)
+    unet = c["unet"].to(device)
+    text.to(device)
+    prompts = evaluation.heldout_prompt_set(n_single=32, n_two=16)
+    diffusers = import_diffusers()
+    start = time.time()
+
+    def checkpoint(step, unet, text, ema_unet, ema_text, opt):
+        pipe = diffusers.StableDiffusionPipeline(vae=vae, unet=ema_unet, text_encoder=ema_text, tokenizer=c["tokenizer"],
+                                                 scheduler=c["scheduler"], safety_checker=None, feature_extractor=None,
+                                                 requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        row = dict(step=step, train_seconds=round(time.time() - start, 1))
+        for guidance in (7.5, 4.0) if step == args.unet_steps else (7.5,):
+            result, _ = evaluation.evaluate_generation(pipe, prompts, guidance=guidance)
+            row[f"g{guidance}"] = dict(acc=result["colour_shape_accuracy"], present=result["requested_present_rate"],
+                                       by_kind={k: round(v["colour_shape_accuracy"], 3) for k, v in result["by_kind"].items()})
+        if step == args.unet_steps:
+            row["attention"] = evaluation.evaluate_attention_mass(pipe, n=16)
+            torch.save({"unet": ema_unet.state_dict(), "text": ema_text.state_dict()}, Path(args.weights or out) / f"{name}.pt")
+        _log(out, name, row)
+
+    train_unet_text(unet, text, c["tokenizer"], c["scheduler"], mean, std, scenes, saved["scaling_factor"],
+                    steps=args.unet_steps, seed=4, batch=spec.get("batch", 32), lr=spec.get("lr", 1e-3),
+                    checkpoint=checkpoint, checkpoint_every=args.unet_steps // 6, log_every=10**9, device=device)
+
+
+def clip_variant(name: str, spec: dict, args, out: str):
+    import copy
+
+    import open_clip
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(out)
+    from core.builtin import evaluation
+    from core.builtin.tiny_clip import MODEL_CONFIG, build_tiny_clip
+    from core.builtin.train_clip import train_tiny_clip
+
+    _, preprocess, tokenizer = build_tiny_clip(0)
+    config = copy.deepcopy(MODEL_CONFIG)
+    config["text_cfg"]["layers"] = spec.get("text_layers", config["text_cfg"]["layers"])
+    if "vision_pool" in spec:
+        config["vision_cfg"]["pool_type"] = spec["vision_pool"]
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(**config).to(args.device)
+    start = time.time()
+
+    def checkpoint(step, model):
+        cpu = copy.deepcopy(model).cpu().eval()
+        row = dict(step=step, train_seconds=round(time.time() - start, 1), config=config)
+        for split in ("heldout", "train"):
+            row[split] = evaluation.evaluate_clip_ranking(cpu, preprocess, tokenizer, n=200, split=split)["top1"]
+        model.train()
+        _log(out, name, row)
+        if step == args.clip_steps:
+            torch.save(cpu.state_dict(), Path(args.weights or out) / f"{name}.pt")
+
+    train_tiny_clip(model, tokenizer, steps=args.clip_steps, seed=5, batch=48, negatives=spec.get("negatives", 2),
+                    device=args.device, checkpoint=checkpoint, checkpoint_every=args.clip_steps // 4, log_every=10**9)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(ROOT / "reports" / "sweep"))
+    parser.add_argument("--vae-steps", type=int, default=1500)
+    parser.add_argument("--unet-steps", type=int, default=6000)
+    parser.add_argument("--clip-steps", type=int, default=3000)
+    parser.add_argument("--weights", help="folder for the variants' final weights (default: --out)")
+    parser.add_argument("--only", nargs="*", help="variant names (default: all)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    vae_stage(args, out)
+    ctx = mp.get_context("spawn")
+    jobs = []
+    for table, target in ((UNET_VARIANTS, unet_variant), (CLIP_VARIANTS, clip_variant)):
+        for name, spec in table.items():
+            if args.only and name not in args.only:
+                continue
+            job = ctx.Process(target=target, args=(name, spec, args, str(out)), name=name)
+            job.start()
+            jobs.append(job)
+    for job in jobs:
+        job.join()
+        print(job.name, "exit", job.exitcode, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
