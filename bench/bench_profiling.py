@@ -12,6 +12,7 @@
 
     .venv/bin/python bench/bench_profiling.py [--quick] [--skip-builtin] [--skip-sd15] [--skip-sdxl] [--pairs N] [--steps N]
                                         [--sd15-pairs N] [--threads 1] [--out PATH]
+                                        [--without-stored-signature]
 """
 
 from __future__ import annotations
@@ -208,6 +209,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=8, help="(plain, profiled) pairs on builtin:shapes")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps per generation on builtin:shapes")
+    parser.add_argument("--without-stored-signature", action="store_true",
+                        help="drop the profiling processor's stored __call__ signature (shows what it saves)")
     parser.add_argument("--sd15-pairs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least noise on a shared machine)")
     parser.add_argument("--quick", action="store_true", help="fewer pairs and steps (smoke run)")
@@ -219,12 +222,17 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.without_stored_signature:
+        from core.profiling.processor import ProfilingAttnProcessor
+
+        del ProfilingAttnProcessor.__call__.__signature__
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"bench": "profiling", "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": {"python": platform.python_version(), "torch": torch.__version__,
                           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_avg_at_start": os.getloadavg()},
+              "profiler_stored_signature": not args.without_stored_signature,
               "targets": {"overhead_max": 0.10, "sdxl_modules": 140, "sdxl_heads": 2600, "file_mb_max": 50}}
 
     def write():

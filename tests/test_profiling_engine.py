@@ -181,6 +181,35 @@ def test_ffn_stat_matches_reference(unet):
     assert ff.inner == 4 * 16 and got.shape == (2, ff.inner)
 
 
+def test_two_unet_calls_in_one_step_add_up(unet):
+    """Second-order schedulers call the UNet twice per step: the step holds the sum of both calls."""
+    sample, t, context = inputs()
+    single, _ = run_once(unet, sample, t, context)
+    prof = HeadProfiler(unet, steps=1)
+    with prof, torch.no_grad():
+        unet(sample, t, encoder_hidden_states=context)
+        unet(sample, t, encoder_hidden_states=context)
+        prof.end_step(0)
+    for key in ("energy", "mass", "entropy", "ffn", "token_mass_prompt"):
+        torch.testing.assert_close(prof.sums[key], 2 * single.sums[key], rtol=1e-5, atol=1e-6)
+    assert prof.count[0][0] == [2.0, 2.0]
+
+
+def test_latent_size_change_between_steps(unet):
+    """Per-query buffers widen and shrink with the latent size; each step still equals a run at its size."""
+    small, t, context = inputs()
+    large = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    prof = HeadProfiler(unet, steps=3)
+    with prof, torch.no_grad():
+        for step, sample in enumerate((small, large, small)):
+            unet(sample, t, encoder_hidden_states=context)
+            prof.end_step(step)
+    for step, sample in enumerate((small, large, small)):
+        alone, _ = run_once(unet, sample, t, context)
+        for key in ("energy", "mass", "entropy"):
+            torch.testing.assert_close(prof.sums[key][0, step], alone.sums[key][0, 0], rtol=1e-5, atol=1e-6)
+
+
 def test_aggregate_over_seeds_gives_mean_and_variance_of_per_seed_means(unet):
     kwargs = dict(prompts=1, steps=2, guidance=3.0, latent_hw=(8, 8))
     together = profile_unet(unet, seeds=[3, 4, 5], **kwargs)

@@ -8,6 +8,7 @@ Statistics go to the recorder as device tensors; nothing here synchronises with 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -62,14 +63,9 @@ class ProfilingAttnProcessor:
             key = attn.norm_k(key)
 
         if self.explicit_probs:
-            # Same scale as SDPA's default (diffusers' AttnProcessor2_0 does not pass attn.scale either).
-            # scale the queries rather than the scores: fewer elements (head_dim < 77 keys in every SD UNet)
-            scores = torch.matmul(query * (1.0 / math.sqrt(query.shape[-1])), key.transpose(-1, -2))
-            if attention_mask is not None:
-                scores = scores + attention_mask
-            log_probs = scores.float().log_softmax(dim=-1)
+            log_probs = _attention_log_probs(query, key, attention_mask)
             probs = log_probs.exp()
-            hidden_states = torch.matmul(probs.to(value.dtype), value)
+            hidden_states = torch.bmm(probs.to(value.dtype).flatten(0, 1), value.flatten(0, 1)).view(query.shape)
             self.recorder.record(self.index, hidden_states, probs, log_probs, self.spatial_map)
         else:
             hidden_states = F.scaled_dot_product_attention(
@@ -86,3 +82,23 @@ class ProfilingAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+# diffusers' Attention.forward calls inspect.signature(processor.__call__) on every call, ~20 us on a CPU (about
+# 2 % of a step of the small built-in UNet); with the signature stored, that lookup takes ~7 us. Same signature.
+ProfilingAttnProcessor.__call__.__signature__ = inspect.signature(ProfilingAttnProcessor.__call__)
+
+
+def _attention_log_probs(query, key, attention_mask):
+    """(batch, heads, queries, keys) float32 log-softmax of the attention scores, as diffusers' AttnProcessor
+    computes them (one baddbmm, the scale folded in) with SDPA's default scale (AttnProcessor2_0 does not pass
+    attn.scale either)."""
+    batch, heads, queries, head_dim = query.shape
+    keys = key.shape[2]
+    q, k = query.flatten(0, 1), key.flatten(0, 1)
+    if attention_mask is None:
+        base, beta = torch.empty(q.shape[0], queries, keys, dtype=q.dtype, device=q.device), 0
+    else:
+        base, beta = attention_mask.expand(batch, heads, queries, keys).flatten(0, 1), 1
+    scores = torch.baddbmm(base, q, k.transpose(1, 2), beta=beta, alpha=1.0 / math.sqrt(head_dim))
+    return scores.float().log_softmax(dim=-1).view(batch, heads, queries, keys)

@@ -137,14 +137,14 @@ class HeadProfiler:
         calls = self._calls
         step_sums = self._step_buffers
         scales = step_sums.scales()  # sums over queries / tokens -> means
-        energy = self._halves(step_sums.energy * scales.energy, items)  # (2, items, NH)
+        energy = self._halves(step_sums.norms.sum(-1).mul_(scales.energy), items)  # (2, items, NH)
         self._add("energy", (self.n_seeds, self.n_buckets, 2, self.total_heads), _over_items(energy),
                   (self.seed_index, bucket))
         self._add_prompts("energy_prompt", (self.n_prompts, 2, self.total_heads), energy)
         if self.cross and self.config.cross_stats:
             mass_tokens = self._halves(step_sums.mass * scales.mass, items)  # (2, items, NC, T)
             entropy = self._halves(step_sums.entropy * scales.entropy, items)
-            content = (mass_tokens * self._content_mask(mass_tokens).unsqueeze(2)).sum(-1)
+            content = (mass_tokens @ self._content_mask(mass_tokens).unsqueeze(-1)).squeeze(-1)
             self._add("mass", (self.n_seeds, self.n_buckets, 2, self.cross_heads), _over_items(content),
                       (self.seed_index, bucket))
             self._add("entropy", (self.n_seeds, self.n_buckets, 2, self.cross_heads), _over_items(entropy),
@@ -167,8 +167,8 @@ class HeadProfiler:
 
     # -- called from processors and hooks (device tensors only, no host sync) ------------------------------
     # On a small UNet the number of tensor ops per module, not their size, is the cost: each statistic is one
-    # reduction (a sum) written straight into the module's columns of a per-step buffer; turning sums into
-    # means happens once per step for all modules together.
+    # op written straight into the module's slice of a per-step buffer (out=); the sums over queries of the
+    # energy and the sums -> means happen once per step for all modules together.
     def record(self, index: int, head_out, probs=None, log_probs=None, spatial_map: bool = False) -> None:
         """head_out: (batch, heads, queries, head_dim), the attention output before `to_out`.
         probs / log_probs (cross-attention with statistics): (batch, heads, queries, keys) in float32."""
@@ -177,11 +177,10 @@ class HeadProfiler:
         first = self._call_counts[index] == 0
         self._call_counts[index] += 1
         step_sums = self._buffers(head_out)
-        step_sums.queries[index] = head_out.shape[2]
-        norms = torch.linalg.vector_norm(head_out.detach(), dim=-1, dtype=torch.float32)  # (batch, heads, queries)
-        _reduce_into(step_sums.energy_cols[index], first, torch.sum, norms, -1)
+        norms = step_sums.norms_of(index, head_out.shape[2])  # (batch, heads, queries) slice of the step buffer
+        _reduce_into(norms, first, torch.linalg.vector_norm, _detached(head_out), dim=-1, dtype=torch.float32)
         if probs is not None:
-            self._record_cross(index, first, step_sums, probs.detach(), log_probs.detach(), spatial_map)
+            self._record_cross(index, first, step_sums, _detached(probs), _detached(log_probs), spatial_map)
 
     def _record_cross(self, index: int, first: bool, step_sums, probs, log_probs, spatial_map: bool) -> None:
         if probs.shape[-1] != self.n_tokens:
@@ -204,7 +203,7 @@ class HeadProfiler:
         def hook(module, args):
             first = self._ffn_call_counts[index] == 0
             self._ffn_call_counts[index] += 1
-            x = args[0].detach()  # (batch, tokens, inner)
+            x = _detached(args[0])  # (batch, tokens, inner)
             step_sums = self._buffers(x)
             step_sums.tokens[index] = x.shape[1]
             # abs() then sum is ~7x faster than vector_norm(ord=1) over a middle dim on CPU
@@ -227,18 +226,16 @@ class HeadProfiler:
         return self.config.ffn_stats and any(self._ffn_call_counts)
 
     def _check_complete(self) -> None:
-        names = [m.name for m in self.modules]
-        counts = list(self._call_counts)
-        if self._ffn_recorded:
-            names += [f.name for f in self.ffns]
-            counts += self._ffn_call_counts
+        counts = self._call_counts + (self._ffn_call_counts if self._ffn_recorded else [])
+        if min(counts) == max(counts):
+            return
+        names = [m.name for m in self.modules] + [f.name for f in self.ffns]
         missing = [n for n, c in zip(names, counts) if c == 0]
         if missing:
             raise ProfilingError(f"{len(missing)} modules did not run in this step (e.g. {missing[0]}); the UNet "
                                  "skipped blocks the profiler expected. Profile the model without step caching.")
-        if len(set(self._call_counts)) > 1:
-            raise ProfilingError("Attention modules ran a different number of times in one step; "
-                                 "turn off token merging / block caching while profiling.")
+        raise ProfilingError("Attention modules ran a different number of times in one step; "
+                             "turn off token merging / block caching while profiling.")
 
     def _buffers(self, like) -> StepBuffers:
         """The step buffers for this batch size and device, allocated once and reused every step."""
@@ -274,7 +271,8 @@ class HeadProfiler:
 
         if key not in self.sums:
             self.sums[key] = torch.zeros(shape, dtype=torch.float32, device=value.device)
-        self.sums[key].index_add_(0, self._prompt_index(value.device), value.transpose(0, 1))
+        for item, prompt in enumerate(self.prompt_indices):  # one item in practice: cheaper than index_add_
+            self.sums[key][prompt] += value[:, item]
 
     def _prompt_index(self, device):
         import torch
@@ -339,9 +337,10 @@ class HeadProfiler:
 
 
 class StepBuffers:
-    """What one step's UNet call(s) record, flat over heads, as sums over queries (tokens for the FFN):
-    energy (batch, NH), token mass (batch, NC, tokens), sum of p*log(p) (batch, NC), FFN (batch, neurons);
-    plus a ready-made view of each module's columns and the query / token count each module saw."""
+    """What one step's UNet call(s) record, as sums over queries (tokens for the FFN), flat over heads:
+    per-query head-output norms (batch, NH, max queries; a module with fewer queries leaves its tail at zero),
+    token mass (batch, NC, tokens), sum of p*log(p) (batch, NC), FFN (batch, neurons); plus a ready-made view
+    of each module's slice and the query / token count each module saw."""
 
     def __init__(self, profiler: HeadProfiler, batch: int, device) -> None:
         import torch
@@ -351,17 +350,42 @@ class StepBuffers:
         def zeros(*shape):
             return torch.zeros(shape, dtype=torch.float32, device=device)
 
-        self.energy = zeros(batch, profiler.total_heads)
+        self.zeros = zeros
+        self.norms = zeros(batch, profiler.total_heads, 0)
         self.mass = zeros(batch, profiler.cross_heads, profiler.n_tokens)
         self.entropy = zeros(batch, profiler.cross_heads)
         self.ffn = zeros(batch, profiler.total_neurons)
-        self.energy_cols = [self.energy[:, m.offset:m.offset + m.heads] for m in profiler.modules]
+        self.norm_cols: list = [None] * len(profiler.modules)
         self.mass_cols = [self.mass[:, m.cross_offset:m.cross_offset + m.heads] for m in profiler.cross]
         self.entropy_cols = [self.entropy[:, m.cross_offset:m.cross_offset + m.heads] for m in profiler.cross]
         self.ffn_cols = [self.ffn[:, f.offset:f.offset + f.inner] for f in profiler.ffns]
         self.queries = [1] * len(profiler.modules)
         self.tokens = [1] * len(profiler.ffns)
         self._scales_key = None
+
+    def norms_of(self, index: int, queries: int):
+        view = self.norm_cols[index]
+        if view is None or view.shape[-1] != queries:
+            view = self._place_norms(index, queries)
+        return view
+
+    def _place_norms(self, index: int, queries: int):
+        """First call of a module (or a new latent size): widen the buffer if needed, clear the module's rows."""
+        if queries > self.norms.shape[-1]:
+            wider = self.zeros(self.batch, self.profiler.total_heads, queries)
+            wider[..., :self.norms.shape[-1]] = self.norms
+            self.norms = wider
+            self.norm_cols = [None if v is None else self._norm_view(i, v.shape[-1])
+                              for i, v in enumerate(self.norm_cols)]
+        record = self.profiler.modules[index]
+        self.norms[:, record.offset:record.offset + record.heads].zero_()
+        self.norm_cols[index] = self._norm_view(index, queries)
+        self.queries[index] = queries
+        return self.norm_cols[index]
+
+    def _norm_view(self, index: int, queries: int):
+        record = self.profiler.modules[index]
+        return self.norms[:, record.offset:record.offset + record.heads, :queries]
 
     def scales(self) -> MeanScales:
         """Per-column factors that turn the sums into means (entropy: -1/queries); rebuilt when sizes change."""
@@ -394,6 +418,11 @@ def _reduce_into(target, first: bool, reduction, *args, **kwargs) -> None:
         reduction(*args, out=target, **kwargs)
     else:
         target.add_(reduction(*args, **kwargs))
+
+
+def _detached(tensor):
+    """`out=` refuses tensors that require grad; detach only then (an op per call otherwise)."""
+    return tensor.detach() if tensor.requires_grad else tensor
 
 
 def _over_items(halves):
