@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Tests never write into the user's cache folder: weight-file hashes are not remembered unless a test asks.
+os.environ.setdefault("HEADROOM_HASH_CACHE", "off")
 
 import pytest  # noqa: E402
 

@@ -23,10 +23,13 @@ def has_trained_weights() -> bool:
 
 
 def folder_weights_hash(folder) -> str:
+    """SHA-256 over each weight file's relative path and SHA-256 (remembered per file, see file_hash)."""
+    from core.loading.file_hash import cached_file_sha256
+
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*.safetensors")):
         digest.update(path.relative_to(folder).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(cached_file_sha256(path).encode())
     return digest.hexdigest()
 
 

@@ -7,15 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
+from core.loading.file_hash import file_sha256
+
 CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tree_files(root: Path) -> list[Path]:

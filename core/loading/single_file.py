@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
 from core.errors import CorruptCheckpointError, ModelLoadError, PickleRefusedError
+from core.loading.file_hash import cached_file_sha256
 
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin"}
 PICKLE_CONSENT_HINT = (
@@ -15,14 +15,6 @@ PICKLE_CONSENT_HINT = (
     "torch.load(weights_only=True), which accepts tensors only. Better: convert it once with "
     "`headroom models convert FILE --allow-pickle` and use the .safetensors file."
 )
-
-
-def file_sha256(path, chunk: int = 16 * 1024 * 1024) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_pickle_state_dict(path, allow_pickle: bool) -> dict:
@@ -65,7 +57,7 @@ def load_single_file(path, device: str = "cpu", dtype=None, allow_pickle: bool =
     if suffix in PICKLE_SUFFIXES:
         with tempfile.TemporaryDirectory(prefix="headroom-convert-") as tmp:
             converted = convert_pickle_to_safetensors(path, Path(tmp) / (path.stem + ".safetensors"), allow_pickle)
-            loaded = _load_safetensors(converted, device, dtype, model_hash=file_sha256(path))
+            loaded = _load_safetensors(converted, device, dtype, model_hash=cached_file_sha256(path))
         loaded.source = "pickle"
         loaded.name = path.name
         loaded.details["path"] = str(path)
@@ -110,5 +102,5 @@ def _load_safetensors(path: Path, device, dtype, model_hash: str | None = None):
     pipe.set_progress_bar_config(disable=True)
     if str(device) != "cpu":
         pipe = pipe.to(device)
-    return LoadedModel(pipe, arch.family, path.name, model_hash or file_sha256(path), "single-file",
+    return LoadedModel(pipe, arch.family, path.name, model_hash or cached_file_sha256(path), "single-file",
                        {"path": str(path), "notes": arch.notes})
