@@ -28,12 +28,12 @@ def encode_latents(vae, images, chunk: int = 128):
 
 def prepare_text_encoder(text_encoder, seed: int = 0):
     """Starts the text encoder as a bag of tokens: every transformer layer is the identity (zeroed output
-    projections), position embeddings are zero and the token and position embeddings stay frozen.
+    projections), position embeddings start at zero and token embeddings are fixed random vectors (frozen).
 
-    Each token's hidden state is then its own fixed random vector, so the UNet's cross-attention can pick the
-    colour word and the shape word apart from the first step, and a colour x shape pair never seen in
-    training is still two familiar tokens. The layers learn from there (word order, which colour goes with
-    which shape in two-object prompts) without being able to blur the tokens' identities at the start.
+    Each token's hidden state is then its own vector, so the UNet's cross-attention can pick the colour word and
+    the shape word apart from the first step, and a colour x shape pair never seen in training is still two
+    familiar tokens. The layers and the position embeddings learn from there (word order, which colour goes
+    with which shape in two-object prompts) without blurring the tokens' identities at the start.
     """
     import torch
 
@@ -41,8 +41,8 @@ def prepare_text_encoder(text_encoder, seed: int = 0):
     with torch.no_grad():
         embeddings = model.embeddings
         embeddings.token_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed))
+        embeddings.token_embedding.requires_grad_(False)
         embeddings.position_embedding.weight.zero_()
-        embeddings.requires_grad_(False)
         for layer in model.encoder.layers:
             for linear in (layer.self_attn.out_proj, layer.mlp.fc2):
                 linear.weight.zero_()
