@@ -48,3 +48,30 @@ def test_vae_stage_is_reproducible_from_its_seed(tmp_path):
     main(["--stages", "vae", "--work-dir", str(tmp_path / "c"), "--out", str(tmp_path / "unused"), "--seed", "1", *TOY])
     other = torch.load(tmp_path / "c" / "vae.pt", weights_only=True)
     assert not torch.equal(other["state"]["decoder.conv_out.weight"], states[0]["state"]["decoder.conv_out.weight"])
+
+
+def test_unet_stage_takes_the_clip_process_core_once_it_has_ended():
+    from argparse import Namespace
+
+    from core.builtin.train import _take_free_cores
+
+    class FakeProcess:
+        returncode = None
+
+        def poll(self):
+            return self.returncode
+
+    before = torch.get_num_threads()
+    clip = FakeProcess()
+    progress = _take_free_cores(Namespace(threads=1, clip_process=clip))
+    try:
+        torch.set_num_threads(1)
+        progress(10, 100)
+        assert torch.get_num_threads() == 1  # CLIP still training: one thread each
+        clip.returncode = 0
+        progress(11, 100)
+        assert torch.get_num_threads() == 2
+        progress(12, 100)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

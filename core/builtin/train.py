@@ -112,9 +112,23 @@ def stage_unet(args, work_dir: Path):
 
     train_unet_text(unet, text, components["tokenizer"], components["scheduler"], mean, std, scenes,
                     vae.config.scaling_factor, steps=args.unet_steps, seed=args.seed + 4, batch=args.unet_batch, checkpoint=checkpoint,
-                    **kwargs)
+                    progress=_take_free_cores(args), **kwargs)
     _record_timing(work_dir, "unet", *clock.elapsed(), args.unet_steps,
                    {"resumed_from": kwargs.get("start_step", 0), "n_latent_scenes": args.n_latent_scenes})
+
+
+def _take_free_cores(args):
+    """A progress callback for the UNet stage: once the parallel CLIP process has ended, its core is free, and
+    the UNet (the longest stage) continues with one more torch thread."""
+    import torch
+
+    def progress(done, total):
+        process = getattr(args, "clip_process", None)
+        if process is not None and process.poll() is not None and torch.get_num_threads() == args.threads:
+            torch.set_num_threads(args.threads + 1)
+            log.info("CLIP stage finished; UNet continues with %d threads from step %d", args.threads + 1, done)
+
+    return progress
 
 
 def stage_export(args, work_dir: Path):
@@ -200,7 +214,7 @@ def main(argv=None) -> int:
     clip_process = None
     if args.jobs > 1 and "clip" in stages and len(stages) > 1:
         stages.remove("clip")
-        clip_process = _start_clip_process(args)
+        clip_process = args.clip_process = _start_clip_process(args)
     try:
         for stage in stages:
             log.info("stage %s", stage)
