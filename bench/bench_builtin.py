@@ -33,7 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--out", default=str(ROOT / "reports" / "builtin_quality.json"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two spin against each other on shared cores)")
+    parser.add_argument("--model", default="builtin:shapes", help="another export of the recipe (a diffusers folder) to compare")
+    parser.add_argument("--skip-clip", action="store_true", help="generation, attention and latency only")
     args = parser.parse_args(argv)
 
     import torch
@@ -44,10 +46,20 @@ def main(argv=None) -> int:
     from core.loading import load_model
 
     started = time.time()
-    loaded = load_model("builtin:shapes")
+    loaded = load_model(args.model)
     pipe = loaded.pipe
     n_single, n_two = (16, 8) if args.quick else (48, 24)
-    report = {"model_hash": loaded.model_hash, "trained": loaded.details.get("trained"), "load_average": os.getloadavg()}
+    report = {"model": args.model, "model_hash": loaded.model_hash, "trained": loaded.details.get("trained"),
+              "load_average": os.getloadavg(), "torch_threads": args.threads}
+    training_json = Path(loaded.details.get("path", "")) / "training.json"
+    if args.model == "builtin:shapes":
+        from core.builtin.loading import builtin_folder
+
+        training_json = builtin_folder() / "training.json"
+    if training_json.is_file():
+        import json
+
+        report["training"] = json.loads(training_json.read_text())
     prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two)
     report["generation"], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
     print(f"generation: colour+shape {report['generation']['colour_shape_accuracy']:.3f} "
@@ -55,15 +67,16 @@ def main(argv=None) -> int:
           f"extras ignored {report['generation']['requested_present_rate']:.3f}) on {len(prompt_set)} prompts")
     for kind, row in report["generation"]["by_kind"].items():
         print(f"  {kind}: {row['colour_shape_accuracy']:.3f} (n={row['n']})")
-    samples = ROOT / "reports" / "builtin_samples.png"
+    samples = Path(args.out).with_name(Path(args.out).stem.replace("quality", "samples") + ".png")
     samples.parent.mkdir(exist_ok=True)
     sample_grid(images[:32]).save(samples)
 
-    model, preprocess, tokenizer = load_tiny_clip()
-    n_clip = 100 if args.quick else 300
-    report["clip"] = {split: evaluation.evaluate_clip_ranking(model, preprocess, tokenizer, n=n_clip, split=split)
-                      for split in ("heldout", "train")}
-    print("tiny CLIP top-1:", {k: v["top1"] for k, v in report["clip"].items()})
+    if not args.skip_clip:
+        model, preprocess, tokenizer = load_tiny_clip()
+        n_clip = 100 if args.quick else 300
+        report["clip"] = {split: evaluation.evaluate_clip_ranking(model, preprocess, tokenizer, n=n_clip, split=split)
+                          for split in ("heldout", "train")}
+        print("tiny CLIP top-1:", {k: v["top1"] for k, v in report["clip"].items()})
 
     report["attention"] = evaluation.evaluate_attention_mass(pipe, n=8 if args.quick else 24, guidance=args.guidance)
     print("colour-token attention mass inside mask:", report["attention"])

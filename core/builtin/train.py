@@ -94,6 +94,8 @@ def stage_unet(args, work_dir: Path):
     del images
     log.info("encoded %d scenes in %.0f s", len(scenes), clock.elapsed()[0])
     unet, text = components["unet"], prepare_text_encoder(components["text_encoder"], seed=args.seed)
+    if args.text_encoder == "frozen":
+        text.requires_grad_(False)
     kwargs = {}
     ckpt_path = _paths(work_dir)["unet"]
     if args.resume and ckpt_path.is_file():
@@ -153,7 +155,10 @@ def stage_export(args, work_dir: Path):
     # The tokenizer is the project's standard CLIP BPE, shipped as plain vocab.json + merges.txt.
     shutil.rmtree(staging / "tokenizer")
     shutil.copytree(resource_path("tokenizers", "clip"), staging / "tokenizer")
-    (staging / "training.json").write_text(json.dumps({"unet_step": saved["step"], "seed": args.seed}, indent=2))
+    recipe = {"unet_step": saved["step"], "seed": args.seed, "unet_steps_scheduled": args.unet_steps,
+              "unet_batch": args.unet_batch, "n_latent_scenes": args.n_latent_scenes, "vae_steps": args.vae_steps,
+              "text_encoder": args.text_encoder}
+    (staging / "training.json").write_text(json.dumps(recipe, indent=2))
     if target.exists():
         shutil.rmtree(target)
     staging.replace(target)
@@ -193,6 +198,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", default="vae,unet,export,clip")
     parser.add_argument("--out", default=str(resources_root() / "builtin"))
     parser.add_argument("--work-dir", default="build/builtin_train")
+    parser.add_argument("--text-encoder", choices=("learned", "frozen"), default="learned",
+                        help="frozen: the text encoder stays the bag of fixed token vectors it starts as")
     parser.add_argument("--resume", action="store_true", help="continue UNet training from the work-dir checkpoint, CLIP training from the weights in --out")
     for name, value in DEFAULTS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
