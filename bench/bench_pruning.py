@@ -376,6 +376,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--preset-prompts", type=int, default=48,
+                        help="prompts (one seed each) for builtin_preset's checker accuracy, base vs fragment")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -383,7 +385,8 @@ def main(argv=None) -> int:
     report["environment"] = dict(python=platform.python_version(), torch=torch.__version__,
                                  machine=platform.machine(), threads=torch.get_num_threads(),
                                  when_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    funcs = dict(estimate=bench_estimate, sdxl_bytes=bench_sdxl_bytes, builtin_preset=bench_builtin_preset,
+    funcs = dict(estimate=bench_estimate, sdxl_bytes=bench_sdxl_bytes,
+                 builtin_preset=lambda: bench_builtin_preset(n_prompts=args.preset_prompts),
                  sd15_extract=bench_sd15_extract, score_agreement=bench_score_agreement,
                  score_choice=bench_score_choice)
     for name in args.sections.split(","):
