@@ -31,10 +31,10 @@ UNET_VARIANTS = {  # the shipped recipe is "u_base"; each other variant changes 
     "u_frozen_text": dict(freeze_text=True),
     "u_batch64": dict(batch=64),
 }
-CLIP_VARIANTS = {  # the shipped recipe is "c_base" (1 text layer, 6 hard negatives)
+CLIP_VARIANTS = {  # the shipped recipe is "c_base" (3 text layers, 2 hard negatives)
     "c_base": dict(),
-    "c_text3_neg2": dict(text_layers=3, negatives=2),
-    "c_neg2": dict(negatives=2),
+    "c_text1_neg6": dict(text_layers=1, negatives=6),
+    "c_neg6": dict(negatives=6),
     "c_avg_pool": dict(vision_pool="avg"),
 }
 
@@ -155,7 +155,7 @@ def clip_variant(name: str, spec: dict, args, out: str):
         if step == args.clip_steps:
             torch.save(cpu.state_dict(), Path(args.weights or out) / f"{name}.pt")
 
-    train_tiny_clip(model, tokenizer, steps=args.clip_steps, seed=5, batch=48, negatives=spec.get("negatives", 6),
+    train_tiny_clip(model, tokenizer, steps=args.clip_steps, seed=5, batch=48, negatives=spec.get("negatives", 2),
                     device=args.device, checkpoint=checkpoint, checkpoint_every=args.clip_steps // 4, log_every=10**9)
 
 

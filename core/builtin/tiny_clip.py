@@ -14,9 +14,9 @@ MODEL_CONFIG = {
     "embed_dim": 64,
     "quick_gelu": True,
     "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 32, "patch_size": 8},
-    # One text layer: the pooled end token is close to a sum of its words, so a colour x shape pair never seen
-    # in training still embeds near its parts.
-    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 1},
+    # Three text layers. One layer with 6 hard negatives (4,000 steps) was tried in session 2: top-1 1.00 on seen
+    # colour x shape pairs but 0.38 on held-out pairs (this config: 0.99 / 0.68).
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 3},
 }
 
 

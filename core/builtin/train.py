@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger("core.builtin.train")
 
-DEFAULTS = dict(seed=0, vae_steps=2000, unet_steps=6000, clip_steps=4000, n_latent_scenes=10000, threads=1,
+DEFAULTS = dict(seed=0, vae_steps=2000, unet_steps=6000, clip_steps=2600, n_latent_scenes=10000, threads=1,
                 vae_batch=16, unet_batch=32, clip_batch=48, jobs=2)
 
 

@@ -50,7 +50,7 @@ def _batch(rng, batch: int, negatives: int):
     return np.stack(images), positives, hard
 
 
-def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 6, lr: float = 1e-3,
+def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 2, lr: float = 1e-3,
                     warmup: int = 50, log_every: int = 50, device: str = "cpu", checkpoint=None, checkpoint_every: int = 0):
     import numpy as np
     import torch
