@@ -51,11 +51,7 @@ def main(argv=None) -> int:
     n_single, n_two = (16, 8) if args.quick else (48, 24)
     report = {"model": args.model, "model_hash": loaded.model_hash, "trained": loaded.details.get("trained"),
               "load_average": os.getloadavg(), "torch_threads": args.threads}
-    training_json = Path(loaded.details.get("path", "")) / "training.json"
-    if args.model == "builtin:shapes":
-        from core.builtin.loading import builtin_folder
-
-        training_json = builtin_folder() / "training.json"
+    training_json = Path(loaded.details.get("path", "")) / "training.json"  # builtin:shapes is a folder too
     if training_json.is_file():
         import json
 

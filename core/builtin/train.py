@@ -125,7 +125,7 @@ def _take_free_cores(args):
     import torch
 
     def progress(done, total):
-        process = getattr(args, "clip_process", None)
+        process = args.clip_process
         if process is not None and process.poll() is not None and torch.get_num_threads() == args.threads:
             torch.set_num_threads(args.threads + 1)
             log.info("CLIP stage finished; UNet continues with %d threads from step %d", args.threads + 1, done)
@@ -218,10 +218,11 @@ def main(argv=None) -> int:
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    clip_process = None
+    args.clip_process = None  # read by the UNet stage's progress callback (_take_free_cores)
     if args.jobs > 1 and "clip" in stages and len(stages) > 1:
         stages.remove("clip")
-        clip_process = args.clip_process = _start_clip_process(args)
+        args.clip_process = _start_clip_process(args)
+    clip_process = args.clip_process
     try:
         for stage in stages:
             log.info("stage %s", stage)
