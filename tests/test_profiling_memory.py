@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import pytest
@@ -11,8 +12,11 @@ from core.profiling import MemorySampler
 
 def test_samples_at_least_five_per_second_with_increasing_timestamps():
     with MemorySampler(interval_s=0.05) as sampler:
-        ballast = bytearray(64 * 1024 * 1024)  # touch memory so RSS has something to show
-        ballast[::4096] = b"\x01" * len(ballast[::4096])
+        # A fresh anonymous mapping, touched page by page: new resident memory whatever the allocator has cached
+        # (a bytearray may be served from pages a long test session already holds, and then RSS does not move).
+        ballast = mmap.mmap(-1, 64 * 1024 * 1024)
+        for offset in range(0, len(ballast), mmap.PAGESIZE):
+            ballast[offset] = 1
         time.sleep(0.6)
         assert sampler.running
         live = sampler.samples()
@@ -27,7 +31,7 @@ def test_samples_at_least_five_per_second_with_increasing_timestamps():
     summary = sampler.summary()
     assert summary["samples"] == len(samples) and summary["peak_rss_bytes"] >= max(s.rss_bytes for s in samples)
     assert max(s.rss_bytes for s in samples) - samples[0].rss_bytes > 32 * 1024 * 1024  # the ballast shows
-    del ballast
+    ballast.close()
 
 
 def test_incremental_polling_returns_only_new_samples():
