@@ -30,12 +30,19 @@ UNET_VARIANTS = {  # the shipped recipe is "u_base"; each other variant changes 
     "u_old_text": dict(prepare_text=False),
     "u_frozen_text": dict(freeze_text=True),
     "u_batch64": dict(batch=64),
+    "u_p_two70": dict(p_two=0.7),
+    "u_text_lr5x": dict(text_lr_scale=5.0),
+    "u_tokens_learned": dict(freeze_tokens=False),
+    "u_batch16": dict(batch=16),
+    "u_steps2x": dict(steps_scale=2.0),
+    "u_p_two70_text5x": dict(p_two=0.7, text_lr_scale=5.0),
 }
 CLIP_VARIANTS = {  # the shipped recipe is "c_base" (3 text layers, 2 hard negatives)
     "c_base": dict(),
     "c_text1_neg6": dict(text_layers=1, negatives=6),
     "c_neg6": dict(negatives=6),
     "c_avg_pool": dict(vision_pool="avg"),
+    "c_neg6_batch96": dict(negatives=6, batch=96),
 }
 
 
@@ -89,20 +96,23 @@ def unet_variant(name: str, spec: dict, args, out: str):
     vae.load_state_dict(saved["state"])
     vae.register_to_config(scaling_factor=saved["scaling_factor"])
     vae.to(device).eval()
-    scenes, images = scenes_and_images(spec.get("n_scenes", 10000), seed=3, split="train")
+    scenes, images = scenes_and_images(spec.get("n_scenes", 10000), seed=3, split="train",
+                                       p_two=spec.get("p_two", 0.4))
     mean, std = encode_latents(vae, images.to(device))
     mean, std = mean.cpu(), std.cpu()
     del images
     text = c["text_encoder"]
     if spec.get("prepare_text", True):
-        prepare_text_encoder(text, seed=0)
+        prepare_text_encoder(text, seed=0, freeze_tokens=spec.get("freeze_tokens", True))
     if spec.get("freeze_text"):
         text.requires_grad_(False)
     unet = c["unet"].to(device)
     text.to(device)
-    prompts = evaluation.heldout_prompt_set(n_single=32, n_two=16)
+    prompts = evaluation.heldout_prompt_set(n_single=args.eval_single, n_two=args.eval_two)
     diffusers = import_diffusers()
     start = time.time()
+
+    steps = int(args.unet_steps * spec.get("steps_scale", 1.0))
 
     def checkpoint(step, unet, text, ema_unet, ema_text, opt):
         pipe = diffusers.StableDiffusionPipeline(vae=vae, unet=ema_unet, text_encoder=ema_text, tokenizer=c["tokenizer"],
@@ -110,18 +120,19 @@ def unet_variant(name: str, spec: dict, args, out: str):
                                                  requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         row = dict(step=step, train_seconds=round(time.time() - start, 1))
-        for guidance in (7.5, 4.0) if step == args.unet_steps else (7.5,):
+        for guidance in (7.5, 4.0) if step == steps else (7.5,):
             result, _ = evaluation.evaluate_generation(pipe, prompts, guidance=guidance)
             row[f"g{guidance}"] = dict(acc=result["colour_shape_accuracy"], present=result["requested_present_rate"],
                                        by_kind={k: round(v["colour_shape_accuracy"], 3) for k, v in result["by_kind"].items()})
-        if step == args.unet_steps:
+        if step == steps:
             row["attention"] = evaluation.evaluate_attention_mass(pipe, n=16)
             torch.save({"unet": ema_unet.state_dict(), "text": ema_text.state_dict()}, Path(args.weights or out) / f"{name}.pt")
         _log(out, name, row)
 
     train_unet_text(unet, text, c["tokenizer"], c["scheduler"], mean, std, scenes, saved["scaling_factor"],
-                    steps=args.unet_steps, seed=4, batch=spec.get("batch", 32), lr=spec.get("lr", 1e-3),
-                    checkpoint=checkpoint, checkpoint_every=args.unet_steps // 6, log_every=10**9, device=device)
+                    steps=steps, seed=4, batch=spec.get("batch", 32), lr=spec.get("lr", 1e-3),
+                    checkpoint=checkpoint, checkpoint_every=max(1, args.unet_steps // args.checkpoints), log_every=10**9, device=device,
+                    text_lr_scale=spec.get("text_lr_scale", 1.0))
 
 
 def clip_variant(name: str, spec: dict, args, out: str):
@@ -155,8 +166,8 @@ def clip_variant(name: str, spec: dict, args, out: str):
         if step == args.clip_steps:
             torch.save(cpu.state_dict(), Path(args.weights or out) / f"{name}.pt")
 
-    train_tiny_clip(model, tokenizer, steps=args.clip_steps, seed=5, batch=48, negatives=spec.get("negatives", 2),
-                    device=args.device, checkpoint=checkpoint, checkpoint_every=args.clip_steps // 4, log_every=10**9)
+    train_tiny_clip(model, tokenizer, steps=args.clip_steps, seed=5, batch=spec.get("batch", 48), negatives=spec.get("negatives", 2),
+                    device=args.device, checkpoint=checkpoint, checkpoint_every=max(1, args.clip_steps // args.checkpoints), log_every=10**9)
 
 
 def main(argv=None) -> int:
@@ -167,6 +178,9 @@ def main(argv=None) -> int:
     parser.add_argument("--unet-steps", type=int, default=6000)
     parser.add_argument("--clip-steps", type=int, default=3000)
     parser.add_argument("--weights", help="folder for the variants' final weights (default: --out)")
+    parser.add_argument("--checkpoints", type=int, default=6, help="evaluations per run of --unet-steps / --clip-steps")
+    parser.add_argument("--eval-single", type=int, default=32, help="held-out single-object prompts per evaluation")
+    parser.add_argument("--eval-two", type=int, default=16, help="held-out two-object prompts per evaluation")
     parser.add_argument("--only", nargs="*", help="variant names (default: all)")
     args = parser.parse_args(argv)
     import torch

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def scenes_and_images(n: int, seed: int, split: str = "train"):
+def scenes_and_images(n: int, seed: int, split: str = "train", p_two: float = 0.4):
     """`n` seeded scenes and their images as a float tensor (n, 3, 64, 64) in [-1, 1]."""
     import numpy as np
     import torch
@@ -11,7 +11,7 @@ def scenes_and_images(n: int, seed: int, split: str = "train"):
     from core.shapes.scene import render, sample_scene
 
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng, split=split) for _ in range(n)]
+    scenes = [sample_scene(rng, split=split, p_two=p_two) for _ in range(n)]
     images = np.stack([render(s)[0] for s in scenes])
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     return scenes, tensor

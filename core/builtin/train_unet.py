@@ -26,7 +26,7 @@ def encode_latents(vae, images, chunk: int = 128):
     return torch.cat(means), torch.cat(stds)
 
 
-def prepare_text_encoder(text_encoder, seed: int = 0):
+def prepare_text_encoder(text_encoder, seed: int = 0, freeze_tokens: bool = True):
     """Starts the text encoder as a bag of tokens: every transformer layer is the identity (zeroed output
     projections), position embeddings start at zero and token embeddings are fixed random vectors (frozen).
 
@@ -41,7 +41,7 @@ def prepare_text_encoder(text_encoder, seed: int = 0):
     with torch.no_grad():
         embeddings = model.embeddings
         embeddings.token_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed))
-        embeddings.token_embedding.requires_grad_(False)
+        embeddings.token_embedding.requires_grad_(not freeze_tokens)
         embeddings.position_embedding.weight.zero_()
         for layer in model.encoder.layers:
             for linear in (layer.self_attn.out_proj, layer.mlp.fc2):
@@ -59,17 +59,16 @@ class EMA:
         import torch
 
         decay = min(self.decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for ema_p, p in zip(self.model.parameters(), model.parameters()):
-                if p.requires_grad:
-                    ema_p.lerp_(p, 1 - decay)
+        pairs = [(e, p) for e, p in zip(self.model.parameters(), model.parameters()) if p.requires_grad]
+        with torch.no_grad():  # one fused call: a per-tensor loop is hundreds of kernel launches per step on a GPU
+            torch._foreach_lerp_([e for e, _ in pairs], [p for _, p in pairs], 1 - decay)
 
 
 def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, latents_std, scenes, scaling_factor: float,
                     steps: int, seed: int, batch: int = 32, lr: float = 1e-3, caption_dropout: float = 0.1,
                     snr_gamma: float = 5.0, warmup: int = 50, log_every: int = 50, checkpoint_every: int = 100,
                     checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None,
-                    device: str = "cpu"):
+                    device: str = "cpu", text_lr_scale: float = 1.0):
     """Trains in place; returns (ema_unet, ema_text_encoder). `checkpoint(step, unet, text, ema_u, ema_t, opt)`
     is called every `checkpoint_every` steps and at the end. Batches are drawn on the CPU from seeded generators
     whatever the `device`, so a run on another device sees the same data, noise and timesteps."""
@@ -82,8 +81,11 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
     tokens = CaptionTokens(tokenizer)
     rng = np.random.default_rng([seed, start_step])
     gen = torch.Generator().manual_seed(seed * 1000003 + start_step)
-    params = [p for p in list(unet.parameters()) + list(text_encoder.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    unet_params = [p for p in unet.parameters() if p.requires_grad]
+    text_params = [p for p in text_encoder.parameters() if p.requires_grad]
+    params = unet_params + text_params
+    groups = [dict(params=unet_params, lr_scale=1.0), dict(params=text_params, lr_scale=text_lr_scale)]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=0.01)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     ema_unet, ema_text = EMA(unet), EMA(text_encoder)
@@ -113,7 +115,7 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
         loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
         current_lr = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
         for group in opt.param_groups:
-            group["lr"] = float(current_lr)
+            group["lr"] = float(current_lr * group["lr_scale"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
