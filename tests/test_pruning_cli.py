@@ -66,13 +66,22 @@ def test_extract_refuses_bad_arguments(profile_file, tmp_path, capsys):
 def test_extract_preset_with_override(profile_file, tmp_path, capsys):
     out = tmp_path / "agg"
     code = main(["extract", "--profile", str(profile_file), "--device", "cpu", "--preset", "aggressive",
-                 "--precision", "bf16", "--out", str(out)])
+                 "--precision", "bf16", "--heal-steps", "3", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
+    # The preset heals (shortened here), in float32 before the precision tier; its score is taylor per module.
+    assert manifest["healing"]["steps"] == 3 and manifest["healing"]["loss_last"] > 0
+    assert manifest["pruning"]["method"] == "taylor" and manifest["pruning"]["normalize"] == "module"
     assert manifest["pruning"]["threshold_params"]["retention"] == 0.5
     assert manifest["pruning"]["ffn"]["ratio"] == 0.5
     assert manifest["compression"]["quantization"]["dtype"] == "bf16"  # the flag overrides the preset's int8
     assert manifest["pruning"]["heads_kept"] <= manifest["pruning"]["heads_total"] // 2 + 16
+
+
+def test_bad_heal_steps_are_explained(profile_file, tmp_path, capsys):
+    code = main(["extract", "--profile", str(profile_file), "--device", "cpu", "--preset", "default",
+                 "--heal-steps", "-5", "--out", str(tmp_path / "h")])
+    assert code == 2 and "--heal-steps" in capsys.readouterr().err and not (tmp_path / "h").exists()
 
 
 def test_extract_with_taylor_score_and_dropping(profile_file, tmp_path, capsys):

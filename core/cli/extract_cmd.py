@@ -2,11 +2,13 @@
 
     headroom extract --model M --profile run.hrprof (--percentile P | --retention R)
         [--score energy|mass|ablation|taylor] [--ffn RATIO] [--low-rank-energy E]
-        [--precision fp16|bf16|int8] --out DIR
+        [--precision fp16|bf16|int8] [--heal-steps N] --out DIR
+    headroom extract --model M --profile run.hrprof --preset default --out DIR
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -31,14 +33,18 @@ def add_parser(subparsers) -> None:
     amount.add_argument("--retention", type=float, metavar="R", help="keep this fraction of heads (0-1], e.g. 0.7")
     amount.add_argument("--threshold", type=float, metavar="T", help="remove heads whose score is below T")
     amount.add_argument("--preset", choices=["default", "balanced", "aggressive"],
-                        help="default: keep 65%% of heads; balanced: keep 60%% + 25%% of FFN neurons removed + fp16; "
-                        "aggressive: half the heads + half the FFN neurons + int8 (other flags override)")
+                        help="default: keep 70%% of heads (taylor score per module) and heal; balanced: keep 60%% + "
+                        "25%% of FFN neurons removed + fp16, healed; aggressive: half the heads + half the FFN "
+                        "neurons + int8, healed (other flags override)")
     p.add_argument("--score", default=None, choices=["energy", "mass", "ablation", "taylor"],
                    help="head importance: activation energy (default), cross-attention token mass, "
                    "ablation (runs the model once per head), taylor (first-order ablation, a few passes)")
-    p.add_argument("--normalize", default="global", choices=["global", "module", "rank"],
-                   help="compare heads across the whole UNet (default; measurably better images at the same "
-                   "budget) or within their module")
+    p.add_argument("--normalize", default=None, choices=["global", "module", "rank"],
+                   help="compare heads across the whole UNet (default without a preset) or within their module")
+    p.add_argument("--heal-steps", type=int, default=None, metavar="N",
+                   help="distil the fragment towards the base for N steps on the profile's prompts (presets: 300; "
+                   "otherwise 0 = off). Needs ~16 bytes per UNet parameter of memory (SD 1.5 ~14 GB)")
+    p.add_argument("--heal-lr", type=float, default=None, metavar="LR", help="healing learning rate (default 1e-4)")
     p.add_argument("--min-heads", type=int, default=1, metavar="N", help="heads every attention keeps (default 1)")
     p.add_argument("--drop-empty", action="store_true",
                    help="drop an attention entirely when all its heads fall below the threshold (recorded)")
@@ -75,6 +81,7 @@ def run(args) -> int:
     from core.fragments.extract import FragmentRequest, extract_fragment
     from core.profiling import Profile
     from core.pruning.extract import ExtractConfig
+    from core.pruning.heal import HealConfig
 
     if args.ffn is not None and not 0.0 <= args.ffn < 0.95:
         raise HeadRoomError(f"--ffn must be between 0 and 0.9 (a fraction of neurons), got {args.ffn}.")
@@ -85,8 +92,14 @@ def run(args) -> int:
 
         preset = PRESETS[args.preset]
         prune, base_reduce, score = preset["prune"], preset["reduce"], preset["score"]
+        normalize, heal = preset["normalize"], preset["heal"]
     else:
-        prune, base_reduce, score = _prune_config(args), ExtractConfig(), "energy"
+        prune, base_reduce, score, normalize, heal = _prune_config(args), ExtractConfig(), "energy", "global", HealConfig()
+    try:
+        heal = dataclasses.replace(heal, **({} if args.heal_steps is None else {"steps": args.heal_steps}),
+                                   **({} if args.heal_lr is None else {"lr": args.heal_lr}))
+    except ValueError as exc:
+        raise HeadRoomError(f"--heal-steps/--heal-lr: {exc}") from exc
     if not args.estimate and not args.out:
         raise HeadRoomError("Give --out DIR, the fragment folder to write (or --estimate to only see the numbers).")
     out = Path(args.out).expanduser() if args.out else None
@@ -96,7 +109,7 @@ def run(args) -> int:
     print(f"Loading {args.model} ...", file=sys.stderr)
     loaded = load_model_from_args(args)
     request = FragmentRequest(
-        prune=prune, score=args.score or score, normalize=args.normalize,
+        prune=prune, score=args.score or score, normalize=args.normalize or normalize, heal=heal,
         reduce=ExtractConfig(
             ffn_ratio=base_reduce.ffn_ratio if args.ffn is None else args.ffn,
             low_rank_energy=args.low_rank_energy if args.low_rank_energy is not None else base_reduce.low_rank_energy,
@@ -116,6 +129,10 @@ def run(args) -> int:
     for step in size.breakdown:
         if step.bytes_removed or step.params_removed:
             print(f"  {step.reduction:<16} -{step.bytes_removed / 1e6:.2f} MB  ({step.params_removed:,d} values removed)")
+    if manifest.healing is not None:
+        h = manifest.healing
+        print(f"  healed    {h.steps} steps on {len(h.prompts)} prompt(s), loss {h.loss_first:.2e} -> {h.loss_last:.2e}"
+              f" ({h.seconds:.0f} s)")
     print(f"  took      {manifest.performance.extraction_seconds:.1f} s")
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from core.errors import HeadRoomError
 from core.progress import as_sink
 from core.pruning.extract import ExtractConfig
+from core.pruning.heal import HealConfig
 from core.pruning.selection import PruneConfig
 
 
@@ -19,6 +20,7 @@ class FragmentRequest:
     score: str = "activation_energy_rank"
     normalize: str = "global"
     reduce: ExtractConfig = field(default_factory=ExtractConfig)
+    heal: HealConfig = field(default_factory=HealConfig)  # steps=0: no healing
 
 
 def prompt_embedding_hash(pipe, prompts: list[str]) -> str | None:
@@ -75,6 +77,7 @@ def extract_fragment(loaded, profile, out_dir, request: FragmentRequest = Fragme
         FfnPruning,
         FragmentManifest,
         GenerationContext,
+        Healing,
         LowRankLayer,
         Performance,
         ProfilingInfo,
@@ -110,12 +113,21 @@ def extract_fragment(loaded, profile, out_dir, request: FragmentRequest = Fragme
             raise HeadRoomError(f"{exc} FFN pruning needs them: profile again with FFN statistics, "
                                 "or extract without --ffn.") from exc
         ffn_sel = select_ffn(ffn_scores(unet, ffn_stat), request.reduce.ffn_ratio)
-    sink.report(1, 5, "reducing the UNet")
-    with torch.no_grad():
-        result = reduce_unet(unet, selection, ffn_sel, request.reduce, copy=True, token=token)
-    sink.report(2, 5, "hashing the prompt embeddings")
     meta = dict(getattr(profile, "meta", {}) or {})
     prompts = [str(p) for p in meta.get("prompts", [])]
+    healed = {}
+
+    def heal(work):
+        from core.pruning.heal import heal_unet
+
+        with torch.enable_grad():
+            healed.update(heal_unet(work, loaded.pipe, prompts, request.heal, progress=sink))
+
+    sink.report(1, 5, "reducing the UNet")
+    with torch.no_grad():
+        result = reduce_unet(unet, selection, ffn_sel, request.reduce, copy=True, token=token,
+                             before_precision=heal if request.heal.steps else None)
+    sink.report(2, 5, "hashing the prompt embeddings")
     steps = meta.get("steps")
     plan = result.plan
     manifest = FragmentManifest(
@@ -164,6 +176,7 @@ def extract_fragment(loaded, profile, out_dir, request: FragmentRequest = Fragme
                        for s in result.breakdown],
         ),
         performance=Performance(device=str(unet.device)),
+        healing=Healing(**healed) if healed else None,
     )
     sink.report(3, 5, "saving")
     manifest.performance.extraction_seconds = round(time.perf_counter() - start, 3)

@@ -3,9 +3,11 @@
 Schema history
 - 1: the roadmap's v0 example (schema_version 1): base_model, generation_context, pruning, compression,
   quality_eval, performance, reuse, artifacts.
-- 2 (current): adds what a rebuild and an honest size report need: attentions dropped as a whole, FFN neuron
+- 2: adds what a rebuild and an honest size report need: attentions dropped as a whole, FFN neuron
   pruning, the precision tier with its int8 layers, the per-reduction size breakdown, head totals, the
-  normalisation of the scores, the state-dict checksum. `migrate()` upgrades older manifests.
+  normalisation of the scores, the state-dict checksum.
+- 3 (current): `healing`, the distillation towards the base that followed the reductions (absent: none).
+`migrate()` upgrades older manifests.
 Unknown fields are refused (`extra="forbid"`): a typo never passes silently.
 """
 
@@ -16,7 +18,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 STATE_DICT_NAME = "unet.safetensors"
 
@@ -161,8 +163,26 @@ class Artifacts(_Strict):
     state_dict_sha256: Optional[str] = None
 
 
+class Healing(_Strict):
+    """A short distillation of the reduced UNet towards its base (core.pruning.heal); seeded, so re-running it
+    on the same base rebuilds the same weights."""
+
+    method: str = "distillation_to_base"
+    steps: int
+    lr: float
+    batch: int
+    seed: int
+    images_per_prompt: int
+    sampling_steps: int
+    uncond_fraction: float
+    prompts: list[str]
+    loss_first: Optional[float] = None
+    loss_last: Optional[float] = None
+    seconds: Optional[float] = None
+
+
 class FragmentManifest(_Strict):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     created_by: str = "headroom"
     created_at: Optional[int] = None
     base_model: BaseModelInfo
@@ -174,6 +194,7 @@ class FragmentManifest(_Strict):
     performance: Performance = Field(default_factory=Performance)
     reuse: Reuse = Field(default_factory=Reuse)
     artifacts: Artifacts = Field(default_factory=Artifacts)
+    healing: Optional[Healing] = None
 
 
 def _migrate_1_to_2(doc: dict) -> dict:
@@ -189,7 +210,11 @@ def _migrate_1_to_2(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS = {1: _migrate_1_to_2}
+def _migrate_2_to_3(doc: dict) -> dict:
+    return dict(copy.deepcopy(doc), schema_version=3)  # version 2 fragments were never healed
+
+
+MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 class ManifestVersionError(ValueError):

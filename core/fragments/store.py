@@ -93,7 +93,7 @@ def check_base(manifest: FragmentManifest, base_hash: str, base_name: str = "?")
         )
 
 
-def apply_structure(unet, manifest: FragmentManifest, from_weights: bool = False) -> None:
+def apply_structure(unet, manifest: FragmentManifest, from_weights: bool = False, before_precision=None) -> None:
     """Re-applies the recorded structure to a base-architecture UNet. On meta tensors (`from_weights=False`)
     low-rank and int8 layers are created empty, to load a fragment's tensors into; with `from_weights` they are
     computed from the UNet's own weights (rebuilding a fragment from its base and manifest alone)."""
@@ -114,6 +114,8 @@ def apply_structure(unet, manifest: FragmentManifest, from_weights: bool = False
             prune_ffn(unet, p.ffn.neurons_removed)
         restructure_low_rank(unet, [layer.model_dump() for layer in manifest.compression.low_rank_layers],
                              from_weights=from_weights)
+        if before_precision is not None:
+            before_precision(unet)
         q = manifest.compression.quantization
         if q.applied and q.dtype:
             apply_precision(unet, q.dtype, rest_dtype=q.compute_dtype if q.dtype == "int8" else None,
@@ -134,17 +136,30 @@ class LoadedFragment:
         return iter((self.unet, self.manifest))
 
 
-def rebuild_from_base(base, manifest: FragmentManifest):
+def rebuild_from_base(base, manifest: FragmentManifest, progress=None, token=None):
     """The fragment's UNet recomputed from the base model's weights and the manifest alone (no weights file):
-    the same slices, the same low-rank ranks, the same int8 rounding. The base is left untouched."""
+    the same slices, the same low-rank ranks, the same int8 rounding, and the same seeded healing run when the
+    manifest records one (that needs `base.pipe`, and takes as long as it took at extraction). The base is left
+    untouched."""
     import torch
 
     from core.pruning.extract import copy_sharing_weights
 
     check_base(manifest, base.model_hash, getattr(base, "name", "?"))
     unet = copy_sharing_weights(base.unet)
+    heal = None
+    if manifest.healing is not None:
+        from core.pruning.heal import HealConfig, heal_unet
+
+        record = manifest.healing
+        config = HealConfig(**{k: getattr(record, k) for k in HealConfig.__dataclass_fields__})
+
+        def heal(work):
+            with torch.enable_grad():
+                heal_unet(work, base.pipe, record.prompts, config, progress=progress, token=token)
+
     with torch.no_grad():
-        apply_structure(unet, manifest, from_weights=True)
+        apply_structure(unet, manifest, from_weights=True, before_precision=heal)
     return unet.eval()
 
 

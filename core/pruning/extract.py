@@ -58,7 +58,9 @@ def _step(breakdown, name, before, after, **extra):
 
 
 def reduce_unet(unet, selection=None, ffn_selection=None, config: ExtractConfig = ExtractConfig(),
-                copy: bool = True, progress=None, token=None) -> ReductionResult:
+                copy: bool = True, progress=None, token=None, before_precision=None) -> ReductionResult:
+    """Heads, FFN neurons, low rank, precision, in that order. `before_precision(unet)` runs on the
+    structurally reduced float UNet before the precision tier (healing trains there)."""
     from core.pruning.lowrank import apply_low_rank
     from core.pruning.precision import apply_precision
     from core.pruning.surgery import prune_ffn, prune_heads
@@ -94,6 +96,9 @@ def reduce_unet(unet, selection=None, ffn_selection=None, config: ExtractConfig 
         plan["low_rank_layers"] = [r.as_dict() for r in records]
     after = snapshot(work)
     _step(breakdown, "low_rank", before, after, layers=len(plan["low_rank_layers"]))
+    if before_precision is not None:
+        before_precision(work)
+        after = snapshot(work)
     sink.report(3, 4, "precision")
     before = after
     if config.precision != "fp32" or config.int8_rest_dtype:
