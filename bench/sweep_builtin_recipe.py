@@ -36,6 +36,8 @@ UNET_VARIANTS = {  # the shipped recipe is "u_base"; each other variant changes 
     "u_batch16": dict(batch=16),
     "u_steps2x": dict(steps_scale=2.0),
     "u_p_two70_text5x": dict(p_two=0.7, text_lr_scale=5.0),
+    "u_pos_init": dict(position_std=0.3),
+    "u_pos_init_ctx": dict(position_std=0.3, layer_output_scale=0.1),
 }
 CLIP_VARIANTS = {  # the shipped recipe is "c_base" (3 text layers, 2 hard negatives)
     "c_base": dict(),
@@ -103,7 +105,9 @@ def unet_variant(name: str, spec: dict, args, out: str):
     del images
     text = c["text_encoder"]
     if spec.get("prepare_text", True):
-        prepare_text_encoder(text, seed=0, freeze_tokens=spec.get("freeze_tokens", True))
+        prepare_text_encoder(text, seed=0, freeze_tokens=spec.get("freeze_tokens", True),
+                             position_std=spec.get("position_std", 0.0),
+                             layer_output_scale=spec.get("layer_output_scale", 0.0))
     if spec.get("freeze_text"):
         text.requires_grad_(False)
     unet = c["unet"].to(device)
@@ -181,6 +185,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoints", type=int, default=6, help="evaluations per run of --unet-steps / --clip-steps")
     parser.add_argument("--eval-single", type=int, default=32, help="held-out single-object prompts per evaluation")
     parser.add_argument("--eval-two", type=int, default=16, help="held-out two-object prompts per evaluation")
+    parser.add_argument("--vae-from", help="folder with vae.pt/vae.json from an earlier sweep (skips the VAE stage)")
     parser.add_argument("--only", nargs="*", help="variant names (default: all)")
     args = parser.parse_args(argv)
     import torch
@@ -188,7 +193,13 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)  # two OpenMP threads on shared cores spin against each other
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    vae_stage(args, out)
+    if args.vae_from:  # a VAE trained by an earlier sweep (its vae.pt and vae.json)
+        import shutil
+
+        for name in ("vae.pt", "vae.json"):
+            shutil.copy(Path(args.vae_from) / name, out / name)
+    else:
+        vae_stage(args, out)
     ctx = mp.get_context("spawn")
     jobs = []
     for table, target in ((UNET_VARIANTS, unet_variant), (CLIP_VARIANTS, clip_variant)):

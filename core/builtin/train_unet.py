@@ -26,7 +26,8 @@ def encode_latents(vae, images, chunk: int = 128):
     return torch.cat(means), torch.cat(stds)
 
 
-def prepare_text_encoder(text_encoder, seed: int = 0, freeze_tokens: bool = True):
+def prepare_text_encoder(text_encoder, seed: int = 0, freeze_tokens: bool = True, position_std: float = 0.0,
+                         layer_output_scale: float = 0.0):
     """Starts the text encoder as a bag of tokens: every transformer layer is the identity (zeroed output
     projections), position embeddings start at zero and token embeddings are fixed random vectors (frozen).
 
@@ -42,10 +43,11 @@ def prepare_text_encoder(text_encoder, seed: int = 0, freeze_tokens: bool = True
         embeddings = model.embeddings
         embeddings.token_embedding.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed))
         embeddings.token_embedding.requires_grad_(not freeze_tokens)
-        embeddings.position_embedding.weight.zero_()
+        position = embeddings.position_embedding.weight
+        position.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed + 1)).mul_(position_std)
         for layer in model.encoder.layers:
             for linear in (layer.self_attn.out_proj, layer.mlp.fc2):
-                linear.weight.zero_()
+                linear.weight.mul_(layer_output_scale)
                 linear.bias.zero_()
     return text_encoder
 
