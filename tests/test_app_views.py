@@ -94,6 +94,9 @@ def test_threshold_slider_and_spin_box_follow_each_other(qtbot):
     assert not panel.ffn_spin.isEnabled()
     panel.toggles["ffn"].setChecked(True)
     assert panel.ffn_spin.isEnabled() and panel.config()["ffn"] and panel.config()["ffn_ratio"] == 0.25
+    assert panel.config()["heal"] and panel.config()["heal_steps"] == 300  # healing is on unless unticked
+    panel.toggles["heal"].setChecked(False)
+    assert not panel.heal_spin.isEnabled() and not panel.config()["heal"]
     panel.show_estimate({"heads_kept": 48, "heads_total": 80, "params_removed": 110_000,
                          "bytes_removed": 3 * 2**20})
     assert panel.readouts["heads"].text() == "48 / 80"

@@ -255,8 +255,11 @@ def save_job(session: ModelSession, profile, config: dict, out_dir, clip=None, p
 
     sink = as_sink(progress, token)
     out_dir = Path(out_dir)
+    from core.pruning.heal import HealConfig
+
+    heal = HealConfig(steps=int(config["heal_steps"])) if config.get("heal") else HealConfig()
     request = FragmentRequest(prune=prune_config_from(config), score=config["method"], normalize="global",
-                              reduce=extract_config_from(config))
+                              reduce=extract_config_from(config), heal=heal)
     manifest = extract_fragment(session.loaded, profile, out_dir, request,
                                 progress=lambda e: sink.report(e.done, e.total, f"extract: {e.message}"))
     opened = open_fragment(session.loaded, out_dir)
@@ -288,6 +291,8 @@ def compare_job(session: ModelSession, fragment_dir, prompt: str, seed: int, ste
     sink.report(0, 1, f"opening {fragment_dir}")
     opened = open_fragment(session.loaded, fragment_dir)
     result = _compare_images(session.loaded.pipe, opened.pipe, prompt, seed, steps, guidance, size, clip, sink)
-    result["note"] = f"Saved fragment {opened.info['name']} (physically pruned) against the base model."
+    healing = (opened.info.get("manifest") or {}).get("healing")
+    how = "physically pruned" + (f", healed {healing['steps']} steps" if healing else "")
+    result["note"] = f"Saved fragment {opened.info['name']} ({how}) against the base model."
     result["fragment_path"] = str(fragment_dir)
     return result
