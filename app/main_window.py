@@ -28,7 +28,7 @@ from app.views.memory_plot import MemoryPlot
 from app.views.model_panel import ModelPanel
 from app.views.preview_panel import PreviewPanel
 from app.views.prompt_panel import PromptPanel
-from app.views.threshold_panel import ThresholdPanel
+from app.views.threshold_panel import MODEL_RUN_SCORES, ThresholdPanel
 from app.workers import jobs
 from app.workers.core_worker import CoreWorker
 from app.workers.worker_set import WorkerSet
@@ -291,10 +291,10 @@ class StudioWindow(QMainWindow):
             return
         method = config["method"]
         if method not in self.scores:
-            if method == "ablation":
-                if not self.workers.is_busy():  # the running ablation job applies the threshold when done
-                    self.run_job("Ablation scores", jobs.scores_for, self.profile, method, self.session,
-                                 on_result=self._on_ablation_scores_ready)
+            if method in MODEL_RUN_SCORES:
+                if not self.workers.is_busy():  # the running scoring job applies the threshold when done
+                    self.run_job(f"{method.capitalize()} scores", jobs.scores_for, self.profile, method, self.session,
+                                 on_result=lambda scores, m=method: self._on_model_run_scores_ready(m, scores))
                 return
             from core.errors import HeadRoomError
 
@@ -307,9 +307,9 @@ class StudioWindow(QMainWindow):
             self._show_scores(method)
         self._apply_threshold(config)
 
-    def _on_ablation_scores_ready(self, scores) -> None:
-        self.scores["ablation"] = scores
-        self._show_scores("ablation")
+    def _on_model_run_scores_ready(self, method: str, scores) -> None:
+        self.scores[method] = scores
+        self._show_scores(method)
         self._apply_threshold(self.threshold_panel.config())
 
     def _show_scores(self, method: str) -> None:

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-SCORES = {"activation energy": "activation_energy_rank", "token mass": "token_mass", "ablation": "ablation"}
+SCORES = {"activation energy": "activation_energy_rank", "token mass": "token_mass",
+          "taylor (runs the model)": "taylor", "ablation (runs the model)": "ablation"}
+MODEL_RUN_SCORES = ("taylor", "ablation")  # computed by a background job, not read from the profile
 MODES = {"prune lowest %": "percentile", "keep %": "retention"}
 SLIDER_STEPS = 1000  # 0.1 % resolution
 
