@@ -283,7 +283,8 @@ def bench_sd15_extract() -> dict:
             t = time.perf_counter()
             load_fragment(out, loaded)
             load_s = time.perf_counter() - t
-            rows[preset] = dict(score="activation_energy_rank/global, no healing", extract_to_saved_seconds=round(seconds, 2), load_seconds=round(load_s, 2),
+            rows[preset] = dict(score="activation_energy_rank/global, no healing",
+                                extract_to_saved_seconds=round(seconds, 2), load_seconds=round(load_s, 2),
                                 file_mb=round((out / "unet.safetensors").stat().st_size / 1e6, 1),
                                 heads_removed=manifest.pruning.heads_total - manifest.pruning.heads_kept,
                                 bytes_fraction_removed=round(1 - manifest.size.fragment_bytes
