@@ -89,11 +89,12 @@ def stage_unet(args, work_dir: Path):
     components = build_components(args.seed)
     vae = _load_vae(work_dir, args.seed)
     clock = _StageClock()
-    scenes, images = scenes_and_images(args.n_latent_scenes, seed=args.seed + 3, split="train")
+    scenes, images = scenes_and_images(args.n_latent_scenes, seed=args.seed + 3, split="train", p_two=args.p_two)
     mean, std = encode_latents(vae, images)
     del images
     log.info("encoded %d scenes in %.0f s", len(scenes), clock.elapsed()[0])
-    unet, text = components["unet"], prepare_text_encoder(components["text_encoder"], seed=args.seed)
+    unet, text = components["unet"], prepare_text_encoder(components["text_encoder"], seed=args.seed,
+                                                          position_std=args.text_position_std)
     if args.text_encoder == "frozen":
         text.requires_grad_(False)
     kwargs = {}
@@ -201,6 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--text-encoder", choices=("learned", "frozen"), default="learned",
                         help="frozen: the text encoder stays the bag of fixed token vectors it starts as")
     parser.add_argument("--resume", action="store_true", help="continue UNet training from the work-dir checkpoint, CLIP training from the weights in --out")
+    parser.add_argument("--p-two", type=float, default=0.4, help="share of two-object scenes in the UNet's data")
+    parser.add_argument("--text-position-std", type=float, default=0.0,
+                        help="start the text encoder's position embeddings at this std instead of zero")
     for name, value in DEFAULTS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     args = parser.parse_args(argv)
