@@ -126,7 +126,7 @@ def heal_unet(student, pipe, prompts: list[str], config: HealConfig, progress=No
                 generator = torch.Generator().manual_seed(config.seed * 1000003 + i * 1009 + j)
                 out = pipe(prompt, num_inference_steps=config.sampling_steps, generator=generator,
                            output_type="latent")
-                latents.append(out.images.float())
+                latents.append(out.images.float().cpu())  # batches are drawn on the CPU, like the noise
                 done += 1
                 sink.report(done, total, "healing: generating the base's latents")
         conditions = [prompt_conditioning(pipe, p) for p in prompts]
