@@ -59,3 +59,15 @@ def _collect_garbage_in_main_thread(request):
 
         gc.collect()
     yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: per-op thread start-up dominates on a shared 2-core CPU; one thread is several times faster.
+    A module opts in with an autouse fixture that requests this one; the previous count is restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

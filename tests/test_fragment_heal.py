@@ -18,11 +18,8 @@ SMALL_HEAL = HealConfig(steps=40, lr=3e-4, batch=4, images_per_prompt=2, samplin
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    pass
 
 
 @pytest.fixture(scope="module")

@@ -96,27 +96,19 @@ def unet_inputs_from_pipe(pipe, prompts: list[str], seeds: list[int], timesteps=
     """Noisy latents (seeded) at a few timesteps, conditioned on the prompts' text embeddings."""
     import torch
 
+    from core.pruning.heal import prompt_conditioning
+
     unet = pipe.unet
     device, dtype = unet.device, unet.dtype
     size = unet.config.sample_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     inputs = []
     with torch.no_grad():
-        is_xl = getattr(pipe, "text_encoder_2", None) is not None
         for i, prompt in enumerate(prompts):
-            if is_xl:
-                emb, _, pooled, _ = pipe.encode_prompt(prompt, device=device, num_images_per_prompt=1,
-                                                       do_classifier_free_guidance=False)
-                px = size * pipe.vae_scale_factor
-                time_ids = torch.tensor([[px, px, 0, 0, px, px]], device=device, dtype=dtype)
-                extra = {"added_cond_kwargs": {"text_embeds": pooled.to(dtype), "time_ids": time_ids}}
-            else:
-                emb, _ = pipe.encode_prompt(prompt, device, 1, False)
-                extra = {}
+            cond = prompt_conditioning(pipe, prompt)
             for seed in seeds:
                 g = torch.Generator().manual_seed(int(seed))
                 t = timesteps[(i + int(seed)) % len(timesteps)]
                 sample = torch.randn((1, unet.config.in_channels, size, size), generator=g).to(device, dtype)
-                inputs.append(dict(sample=sample, timestep=torch.tensor([t], device=device),
-                                   encoder_hidden_states=emb.to(dtype), **extra))
+                inputs.append(dict(sample=sample, timestep=torch.tensor([t], device=device), **cond))
     return inputs
