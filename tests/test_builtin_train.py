@@ -75,3 +75,17 @@ def test_unet_stage_takes_the_clip_process_core_once_it_has_ended():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_clip_batches_with_extra_colours_draw_them_and_keep_objects_distinct():
+    from core.builtin.train_clip import EXTRA_COLOURS, _batch
+    from core.shapes.world import COLOURS
+
+    images, positives, hard = _batch(np.random.default_rng(0), 24, 2, extra_colour_p=1.0)
+    assert images.shape == (24, 64, 64, 3) and len(positives) == 24 and len(hard) == 48
+    assert all(any(c in text.split() for c in EXTRA_COLOURS) for text in positives)
+    assert not any(c in text.split() for text in positives for c in COLOURS)
+    drawn = {tuple(px) for px in images.reshape(-1, 3)}
+    assert {tuple(v) for v in EXTRA_COLOURS.values()} <= drawn
+    _, plain, _ = _batch(np.random.default_rng(0), 24, 2)
+    assert not any(c in text.split() for text in plain for c in EXTRA_COLOURS)

@@ -115,7 +115,7 @@ def stage_unet(args, work_dir: Path):
 
     train_unet_text(unet, text, components["tokenizer"], components["scheduler"], mean, std, scenes,
                     vae.config.scaling_factor, steps=args.unet_steps, seed=args.seed + 4, batch=args.unet_batch, checkpoint=checkpoint,
-                    progress=_take_free_cores(args), **kwargs)
+                    progress=_take_free_cores(args), grounding_weight=args.grounding_weight, **kwargs)
     _record_timing(work_dir, "unet", *clock.elapsed(), args.unet_steps,
                    {"resumed_from": kwargs.get("start_step", 0), "n_latent_scenes": args.n_latent_scenes})
 
@@ -158,7 +158,8 @@ def stage_export(args, work_dir: Path):
     shutil.copytree(resource_path("tokenizers", "clip"), staging / "tokenizer")
     recipe = {"unet_step": saved["step"], "seed": args.seed, "unet_steps_scheduled": args.unet_steps,
               "unet_batch": args.unet_batch, "n_latent_scenes": args.n_latent_scenes, "vae_steps": args.vae_steps,
-              "text_encoder": args.text_encoder}
+              "text_encoder": args.text_encoder, "p_two": args.p_two, "text_position_std": args.text_position_std,
+              "grounding_weight": args.grounding_weight}
     (staging / "training.json").write_text(json.dumps(recipe, indent=2))
     if target.exists():
         shutil.rmtree(target)
@@ -171,7 +172,7 @@ def stage_clip(args, work_dir: Path):
 
     clock = _StageClock()
     train_and_save_tiny_clip(Path(args.out) / "clip", steps=args.clip_steps, seed=args.seed + 5, batch=args.clip_batch,
-                             resume=args.resume)
+                             resume=args.resume, extra_colour_p=args.clip_extra_colours)
     _record_timing(work_dir, "clip", *clock.elapsed(), args.clip_steps)
 
 
@@ -186,7 +187,8 @@ def _start_clip_process(args):
 
     command = [sys.executable, "-m", "core.builtin.train", "--stages", "clip", "--jobs", "1", "--out", str(args.out),
                "--work-dir", str(args.work_dir), "--seed", str(args.seed), "--clip-steps", str(args.clip_steps),
-               "--clip-batch", str(args.clip_batch), "--threads", str(args.threads)]
+               "--clip-batch", str(args.clip_batch), "--threads", str(args.threads),
+               "--clip-extra-colours", str(args.clip_extra_colours)]
     if args.resume:
         command.append("--resume")
     return subprocess.Popen(command)
@@ -205,6 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--p-two", type=float, default=0.4, help="share of two-object scenes in the UNet's data")
     parser.add_argument("--text-position-std", type=float, default=0.0,
                         help="start the text encoder's position embeddings at this std instead of zero")
+    parser.add_argument("--grounding-weight", type=float, default=0.0,
+                        help="weight of the token-grounding loss (object words attend inside their object; "
+                             "core.builtin.attention_grounding); 0 trains on the denoising loss alone")
+    parser.add_argument("--clip-extra-colours", type=float, default=0.0,
+                        help="share of the tiny CLIP's training objects drawn in colours outside the world "
+                             "(core.builtin.train_clip.EXTRA_COLOURS)")
     for name, value in DEFAULTS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     args = parser.parse_args(argv)

@@ -3,6 +3,10 @@
 Each image is scored against every caption in the batch plus captions of near-miss scenes (one colour, shape
 or position changed, same phrasing), so the model learns exactly the distinctions the quality check asks of it.
 Only the training split of colour x shape pairs and phrasings is seen.
+
+With `extra_colour_p` > 0 some objects are drawn in colours outside the world (pink, cyan, brown, black) with
+every shape: more colour x shape variety teaches shape features that do not depend on the colour, which is what
+ranking a never-seen pair (a red triangle) needs. The held-out pairs themselves are still never shown.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+EXTRA_COLOURS = {"pink": (245, 130, 200), "cyan": (40, 200, 220), "brown": (125, 75, 35), "black": (25, 25, 25)}
 
 
 def clip_pixels(images_uint8):
@@ -26,16 +31,35 @@ def clip_pixels(images_uint8):
     return (x - mean) / std
 
 
-def _batch(rng, batch: int, negatives: int):
+def _with_extra_colours(scene, rng, p: float):
+    """`scene` with each object's colour swapped, with probability `p`, for an extra colour (objects stay distinct)."""
+    from dataclasses import replace
+
+    from core.shapes.scene import Scene
+
+    objects = list(scene.objects)
+    for i, obj in enumerate(objects):
+        if rng.random() < p:
+            taken = {o.colour for o in objects}
+            options = [c for c in EXTRA_COLOURS if c not in taken]
+            objects[i] = replace(obj, colour=options[int(rng.integers(len(options)))])
+    return Scene(tuple(objects))
+
+
+def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
     import numpy as np
 
     from core.shapes.captions import TRAIN_TEMPLATES, alternative_scenes, caption
     from core.shapes.scene import render, sample_scene
+    from core.shapes.world import COLOURS
 
+    palette = {**COLOURS, **EXTRA_COLOURS}
     images, positives, hard = [], [], []
     for _ in range(batch):
         scene = sample_scene(rng, split="train")
-        images.append(render(scene)[0])
+        if extra_colour_p > 0:
+            scene = _with_extra_colours(scene, rng, extra_colour_p)
+        images.append(render(scene, palette=palette)[0])
         template = TRAIN_TEMPLATES[int(rng.integers(len(TRAIN_TEMPLATES)))] if rng.random() < 0.7 else None
         variant = int(rng.integers(2))
         text = caption(scene, template, variant) if template else caption(scene)
@@ -51,7 +75,8 @@ def _batch(rng, batch: int, negatives: int):
 
 
 def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 2, lr: float = 1e-3,
-                    warmup: int = 50, log_every: int = 50, device: str = "cpu", checkpoint=None, checkpoint_every: int = 0):
+                    warmup: int = 50, log_every: int = 50, device: str = "cpu", checkpoint=None, checkpoint_every: int = 0,
+                    extra_colour_p: float = 0.0):
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -61,7 +86,7 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
     model.train()
     start = time.time()
     for step in range(steps):
-        images, positives, hard = _batch(rng, batch, negatives)
+        images, positives, hard = _batch(rng, batch, negatives, extra_colour_p)
         image_features = F.normalize(model.encode_image(clip_pixels(images).to(device)), dim=-1)
         text_features = F.normalize(model.encode_text(tokenizer(positives + hard).to(device)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
@@ -82,7 +107,8 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
     return model
 
 
-def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, resume: bool = False):
+def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, resume: bool = False,
+                             extra_colour_p: float = 0.0):
     """Trains from a seeded random init (or, with `resume`, continues from the weights in `folder`) and saves."""
     from pathlib import Path
 
@@ -96,6 +122,6 @@ def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, res
         model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
         log.info("continuing tiny CLIP training from %s", weights)
         seed += 1000
-    train_tiny_clip(model, tokenizer, steps=steps, seed=seed, batch=batch)
+    train_tiny_clip(model, tokenizer, steps=steps, seed=seed, batch=batch, extra_colour_p=extra_colour_p)
     save_tiny_clip(model, folder)
     log.info("saved tiny CLIP to %s", folder)

@@ -70,15 +70,18 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
                     steps: int, seed: int, batch: int = 32, lr: float = 1e-3, caption_dropout: float = 0.1,
                     snr_gamma: float = 5.0, warmup: int = 50, log_every: int = 50, checkpoint_every: int = 100,
                     checkpoint=None, start_step: int = 0, ema_state=None, opt_state=None, progress=None,
-                    device: str = "cpu", text_lr_scale: float = 1.0):
+                    device: str = "cpu", text_lr_scale: float = 1.0, grounding_weight: float = 0.0):
     """Trains in place; returns (ema_unet, ema_text_encoder). `checkpoint(step, unet, text, ema_u, ema_t, opt)`
     is called every `checkpoint_every` steps and at the end. Batches are drawn on the CPU from seeded generators
-    whatever the `device`, so a run on another device sees the same data, noise and timesteps."""
+    whatever the `device`, so a run on another device sees the same data, noise and timesteps.
+
+    `grounding_weight` > 0 adds `attention_grounding.grounding_loss` (object words attend inside their object)."""
     import numpy as np
     import torch
 
     from core.builtin.train_data import CaptionTokens
-    from core.shapes.captions import random_caption
+    from core.builtin.attention_grounding import GroundingTargets, grounding_loss, recording_cross_attention, scene_masks
+    from core.shapes.captions import random_object_phrases
 
     tokens = CaptionTokens(tokenizer)
     rng = np.random.default_rng([seed, start_step])
@@ -98,38 +101,55 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
     snr = (alphas_cumprod / (1 - alphas_cumprod)).to(device)
     unet.train()
     text_encoder.train()
+    grounding = grounding_weight > 0
+    if grounding:
+        owners_of = GroundingTargets(tokenizer)
+        masks = {side: m.to(device) for side, m in scene_masks(scenes).items()}
+        recorder = recording_cross_attention(unet)
+        maps = recorder.__enter__()  # left in the `finally` below
     n = latents_mean.shape[0]
     start = time.time()
-    for step in range(start_step, steps):
-        idx = torch.from_numpy(rng.integers(0, n, size=batch))
-        z0 = (latents_mean[idx] + latents_std[idx] * torch.randn(latents_mean[idx].shape, generator=gen)) * scaling_factor
-        captions = [
-            "" if rng.random() < caption_dropout else random_caption(scenes[int(i)], rng, split="train") for i in idx
-        ]
-        ids = tokens(captions)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
-        noise = torch.randn(z0.shape, generator=gen)
-        zt = scheduler.add_noise(z0, noise, t)
-        zt, t, noise, ids = zt.to(device), t.to(device), noise.to(device), ids.to(device)
-        hidden = text_encoder(ids)[0]
-        pred = unet(zt, t, hidden).sample
-        weight = torch.clamp(snr[t], max=snr_gamma) / snr[t]
-        loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
-        current_lr = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
-        for group in opt.param_groups:
-            group["lr"] = float(current_lr * group["lr_scale"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema_unet.update(unet, step)
-        ema_text.update(text_encoder, step)
-        if step % log_every == 0 or step == steps - 1:
-            log.info("unet step %d/%d loss %.4f lr %.2e (%.0f s)", step, steps, loss.item(), current_lr,
-                     time.time() - start)
-        done = step + 1
-        if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
-            checkpoint(done, unet, text_encoder, ema_unet.model, ema_text.model, opt)
-        if progress is not None:
-            progress(done, steps)
+    try:
+        for step in range(start_step, steps):
+            idx = torch.from_numpy(rng.integers(0, n, size=batch))
+            z0 = (latents_mean[idx] + latents_std[idx] * torch.randn(latents_mean[idx].shape, generator=gen)) * scaling_factor
+            phrases = [
+                [] if rng.random() < caption_dropout else random_object_phrases(scenes[int(i)], rng, split="train")
+                for i in idx
+            ]
+            ids = tokens([" and ".join(p) for p in phrases])
+            t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
+            noise = torch.randn(z0.shape, generator=gen)
+            zt = scheduler.add_noise(z0, noise, t)
+            zt, t, noise, ids = zt.to(device), t.to(device), noise.to(device), ids.to(device)
+            hidden = text_encoder(ids)[0]
+            if grounding:
+                maps.clear()
+            pred = unet(zt, t, hidden).sample
+            weight = torch.clamp(snr[t], max=snr_gamma) / snr[t]
+            loss = ((pred - noise).pow(2).mean(dim=(1, 2, 3)) * weight).mean()
+            if grounding:
+                idx_device = idx.to(device)
+                ground = grounding_loss(maps, owners_of(phrases).to(device), {s: m[idx_device] for s, m in masks.items()})
+                loss = loss + grounding_weight * ground
+            current_lr = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
+            for group in opt.param_groups:
+                group["lr"] = float(current_lr * group["lr_scale"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            ema_unet.update(unet, step)
+            ema_text.update(text_encoder, step)
+            if step % log_every == 0 or step == steps - 1:
+                log.info("unet step %d/%d loss %.4f%s lr %.2e (%.0f s)", step, steps, loss.item(),
+                         f" (grounding {ground.item():.3f})" if grounding else "", current_lr, time.time() - start)
+            done = step + 1
+            if checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+                checkpoint(done, unet, text_encoder, ema_unet.model, ema_text.model, opt)
+            if progress is not None:
+                progress(done, steps)
+    finally:
+        if grounding:
+            recorder.__exit__(None, None, None)
     return ema_unet.model, ema_text.model

@@ -55,14 +55,19 @@ def caption(scene, template: str = CANONICAL_TEMPLATE, variant: int = 0) -> str:
     return " and ".join(_fill(template, obj, variant) for obj in scene.objects)
 
 
-def random_caption(scene, rng, split: str = "train") -> str:
-    """A caption with a template from `split` ("train" or "heldout") drawn independently per object."""
+def random_object_phrases(scene, rng, split: str = "train") -> list[str]:
+    """One phrase per object, each with a template from `split` ("train" or "heldout") drawn independently."""
     templates = TRAIN_TEMPLATES if split == "train" else HELDOUT_TEMPLATES
     parts = []
     for obj in scene.objects:
         template = templates[int(rng.integers(len(templates)))]
         parts.append(_fill(template, obj, int(rng.integers(2))))
-    return " and ".join(parts)
+    return parts
+
+
+def random_caption(scene, rng, split: str = "train") -> str:
+    """A caption with a template from `split` ("train" or "heldout") drawn independently per object."""
+    return " and ".join(random_object_phrases(scene, rng, split))
 
 
 def paraphrases(scene, split: str = "all") -> list[str]:

@@ -121,8 +121,10 @@ def object_mask(obj: ShapeObject, size: int = IMAGE_SIZE):
     return np.asarray(canvas) > 0
 
 
-def render(scene: Scene, size: int = IMAGE_SIZE):
-    """(image uint8 (size, size, 3), masks bool (n_objects, size, size)); later objects are drawn on top."""
+def render(scene: Scene, size: int = IMAGE_SIZE, palette=None):
+    """(image uint8 (size, size, 3), masks bool (n_objects, size, size)); later objects are drawn on top.
+
+    `palette` maps colour words to RGB (default: the world's COLOURS; CLIP training adds colours of its own)."""
     import numpy as np
 
     image = np.empty((size, size, 3), dtype=np.uint8)
@@ -130,7 +132,7 @@ def render(scene: Scene, size: int = IMAGE_SIZE):
     masks = []
     for obj in scene.objects:
         mask = object_mask(obj, size)
-        image[mask] = COLOURS[obj.colour]
+        image[mask] = (palette or COLOURS)[obj.colour]
         masks.append(mask)
     masks = np.stack(masks) if masks else np.zeros((0, size, size), dtype=bool)
     # A mask records what is visible: an object drawn later hides an earlier one.
