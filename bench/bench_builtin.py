@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two spin against each other on shared cores)")
     parser.add_argument("--model", default="builtin:shapes", help="another export of the recipe (a diffusers folder) to compare")
     parser.add_argument("--skip-clip", action="store_true", help="generation, attention and latency only")
+    parser.add_argument("--prompt-seed", type=int, default=123, help="seed of the held-out prompt set (123: the model card's)")
     args = parser.parse_args(argv)
 
     import torch
@@ -56,7 +57,8 @@ def main(argv=None) -> int:
         import json
 
         report["training"] = json.loads(training_json.read_text())
-    prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two)
+    prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two, seed=args.prompt_seed)
+    report["prompt_seed"] = args.prompt_seed
     report["generation"], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
     print(f"generation: colour+shape {report['generation']['colour_shape_accuracy']:.3f} "
           f"(+position {report['generation']['colour_shape_position_accuracy']:.3f}; requested objects present, "

@@ -204,10 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--text-encoder", choices=("learned", "frozen"), default="learned",
                         help="frozen: the text encoder stays the bag of fixed token vectors it starts as")
     parser.add_argument("--resume", action="store_true", help="continue UNet training from the work-dir checkpoint, CLIP training from the weights in --out")
-    parser.add_argument("--p-two", type=float, default=0.4, help="share of two-object scenes in the UNet's data")
-    parser.add_argument("--text-position-std", type=float, default=0.0,
-                        help="start the text encoder's position embeddings at this std instead of zero")
-    parser.add_argument("--grounding-weight", type=float, default=0.0,
+    parser.add_argument("--p-two", type=float, default=0.6, help="share of two-object scenes in the UNet's data")
+    parser.add_argument("--text-position-std", type=float, default=0.3,
+                        help="start the text encoder's position embeddings at this std (0: from zero)")
+    parser.add_argument("--grounding-weight", type=float, default=0.1,
                         help="weight of the token-grounding loss (object words attend inside their object; "
                              "core.builtin.attention_grounding); 0 trains on the denoising loss alone")
     parser.add_argument("--clip-extra-colours", type=float, default=0.0,
