@@ -162,7 +162,7 @@ def _low_rank_tiny() -> dict:
                      "pays (not measured: no trained SD weights on this machine)", energies=rows)
 
 
-def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
+def bench_builtin_preset(n_prompts: int = 48, steps: int = 20, scene_offset: int = 0) -> dict:
     import numpy as np
     import torch
 
@@ -186,7 +186,7 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
     t = time.perf_counter()
     profile = profile_model(loaded, profile_prompts, seeds=[0, 1], steps=10)
     profile_s = time.perf_counter() - t
-    scenes = [scene_from_seed(i) for i in range(n_prompts)]
+    scenes = [scene_from_seed(scene_offset + i) for i in range(n_prompts)]
     prompts = [caption(s) for s in scenes]
 
     images = {}
@@ -223,7 +223,7 @@ def bench_builtin_preset(n_prompts: int = 48, steps: int = 20) -> dict:
         weights="trained" if trained else "random stand-in (no trained weights shipped yet): accuracy is "
         "meaningless until the trained model lands; rerun this section then",
         training=training, model_hash=loaded.model_hash,
-        preset="default", prompts=n_prompts, seeds="one per prompt (seed = index)", steps=steps,
+        preset="default", prompts=n_prompts, scene_offset=scene_offset, seeds="one per prompt (seed = index)", steps=steps,
         profile_prompts=len(profile_prompts), profile_seconds=round(profile_s, 1),
         heads_total=manifest.pruning.heads_total, heads_kept=manifest.pruning.heads_kept,
         heads_removed_fraction=round(heads_removed, 4),
@@ -400,6 +400,8 @@ def main(argv=None) -> int:
     parser.add_argument("--choice-prompts", type=int, default=16, help="prompts for score_choice")
     parser.add_argument("--choice-retention", type=float, default=0.64, help="head retention for score_choice")
     parser.add_argument("--report", default=str(OUT), help="JSON file the sections are merged into")
+    parser.add_argument("--preset-scene-offset", type=int, default=0,
+                        help="first scene seed of builtin_preset's prompts (0: the reported set; 500+: the set presets are chosen on)")
     parser.add_argument("--preset-prompts", type=int, default=48,
                         help="prompts (one seed each) for builtin_preset's checker accuracy, base vs fragment")
     args = parser.parse_args(argv)
@@ -411,7 +413,8 @@ def main(argv=None) -> int:
                                  machine=platform.machine(), threads=torch.get_num_threads(),
                                  when_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     funcs = dict(estimate=bench_estimate, sdxl_bytes=bench_sdxl_bytes,
-                 builtin_preset=lambda: bench_builtin_preset(n_prompts=args.preset_prompts),
+                 builtin_preset=lambda: bench_builtin_preset(n_prompts=args.preset_prompts,
+                                                             scene_offset=args.preset_scene_offset),
                  sd15_extract=bench_sd15_extract, score_agreement=bench_score_agreement,
                  score_choice=lambda: bench_score_choice(args.choice_prompts, retention=args.choice_retention))
     for name in args.sections.split(","):
