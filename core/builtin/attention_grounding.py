@@ -47,30 +47,24 @@ class _RecordingProcessor:
 @contextlib.contextmanager
 def recording_cross_attention(unet):
     """Yields a list that fills with (batch, queries, tokens) head-averaged probabilities of every attn2 call."""
+    from core.builtin.attention_probe import swapped_cross_attention
+
     sink: list = []
-    originals = {}
-    for name, module in unet.named_modules():
-        if name.endswith("attn2"):
-            originals[name] = module.processor
-            module.set_processor(_RecordingProcessor(sink))
-    try:
+    with swapped_cross_attention(unet, lambda _inner: _RecordingProcessor(sink)):
         yield sink
-    finally:
-        for name, module in unet.named_modules():
-            if name in originals:
-                module.set_processor(originals[name])
 
 
 def scene_masks(scenes, sides=(16, 8, 4)):
     """{side: float tensor (n_scenes, 2, side*side)}: the fraction of each cell covered by object 0 / object 1
-    (zeros for a missing second object), area-averaged from the 64x64 render."""
+    (zeros for a missing second object), area-averaged from the full-size render."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     from core.shapes.scene import render
+    from core.shapes.world import IMAGE_SIZE
 
-    full = np.zeros((len(scenes), 2, 64, 64), dtype=np.float32)
+    full = np.zeros((len(scenes), 2, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     for i, scene in enumerate(scenes):
         masks = render(scene)[1]
         full[i, : len(masks)] = masks
@@ -88,7 +82,9 @@ class GroundingTargets:
         if any(len(i) != 1 for i in ids):
             raise ValueError("every grounded word must be one token of the CLIP vocabulary")
         self.grounded_ids = {i[0] for i in ids}
-        (self.joiner_length,) = {len(tokenizer(" and ", add_special_tokens=False).input_ids)}
+        from core.shapes.captions import OBJECT_JOINER
+
+        self.joiner_length = len(tokenizer(OBJECT_JOINER, add_special_tokens=False).input_ids)
         self._cache: dict[tuple, list[int]] = {}
 
     def owners(self, phrases) -> list[int]:

@@ -29,20 +29,27 @@ class _ProbeProcessor:
 
 
 @contextlib.contextmanager
-def record_cross_attention(unet):
-    """Yields a list that fills with (batch, heads, queries, tokens) probabilities of every attn2 call."""
-    sink: list = []
+def swapped_cross_attention(unet, make_processor):
+    """Within the block every `attn2` module runs `make_processor(its_original_processor)`; restored afterwards."""
     originals = {}
     for name, module in unet.named_modules():
         if name.endswith("attn2"):
             originals[name] = module.processor
-            module.set_processor(_ProbeProcessor(module.processor, sink))
+            module.set_processor(make_processor(module.processor))
     try:
-        yield sink
+        yield
     finally:
         for name, module in unet.named_modules():
             if name in originals:
                 module.set_processor(originals[name])
+
+
+@contextlib.contextmanager
+def record_cross_attention(unet):
+    """Yields a list that fills with (batch, heads, queries, tokens) probabilities of every attn2 call."""
+    sink: list = []
+    with swapped_cross_attention(unet, lambda inner: _ProbeProcessor(inner, sink)):
+        yield sink
 
 
 def mass_inside_mask(probabilities: list, token_index: int, mask) -> float:

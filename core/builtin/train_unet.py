@@ -6,6 +6,7 @@ guidance), a fresh training-split phrasing for every sample, an EMA of both mode
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -79,9 +80,14 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
     import numpy as np
     import torch
 
+    from core.builtin.attention_grounding import (
+        GroundingTargets,
+        grounding_loss,
+        recording_cross_attention,
+        scene_masks,
+    )
     from core.builtin.train_data import CaptionTokens
-    from core.builtin.attention_grounding import GroundingTargets, grounding_loss, recording_cross_attention, scene_masks
-    from core.shapes.captions import random_object_phrases
+    from core.shapes.captions import OBJECT_JOINER, random_object_phrases
 
     tokens = CaptionTokens(tokenizer)
     rng = np.random.default_rng([seed, start_step])
@@ -105,11 +111,9 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
     if grounding:
         owners_of = GroundingTargets(tokenizer)
         masks = {side: m.to(device) for side, m in scene_masks(scenes).items()}
-        recorder = recording_cross_attention(unet)
-        maps = recorder.__enter__()  # left in the `finally` below
     n = latents_mean.shape[0]
     start = time.time()
-    try:
+    with recording_cross_attention(unet) if grounding else contextlib.nullcontext() as maps:
         for step in range(start_step, steps):
             idx = torch.from_numpy(rng.integers(0, n, size=batch))
             z0 = (latents_mean[idx] + latents_std[idx] * torch.randn(latents_mean[idx].shape, generator=gen)) * scaling_factor
@@ -117,7 +121,7 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
                 [] if rng.random() < caption_dropout else random_object_phrases(scenes[int(i)], rng, split="train")
                 for i in idx
             ]
-            ids = tokens([" and ".join(p) for p in phrases])
+            ids = tokens([OBJECT_JOINER.join(p) for p in phrases])
             t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=gen)
             noise = torch.randn(z0.shape, generator=gen)
             zt = scheduler.add_noise(z0, noise, t)
@@ -149,7 +153,4 @@ def train_unet_text(unet, text_encoder, tokenizer, scheduler, latents_mean, late
                 checkpoint(done, unet, text_encoder, ema_unet.model, ema_text.model, opt)
             if progress is not None:
                 progress(done, steps)
-    finally:
-        if grounding:
-            recorder.__exit__(None, None, None)
     return ema_unet.model, ema_text.model

@@ -34,6 +34,7 @@ HELDOUT_TEMPLATES = (
     "{p} there is a {c} {s}",
 )
 CANONICAL_TEMPLATE = "a {z} {c} {s} {p}"
+OBJECT_JOINER = " and "  # between the object phrases of a two-object caption
 _ARTICLE_BEFORE_VOWEL = re.compile(r"(^|\s)a ([aeiou])")
 
 
@@ -52,7 +53,7 @@ def object_phrase(obj, template: str = CANONICAL_TEMPLATE, variant: int = 0) -> 
 
 def caption(scene, template: str = CANONICAL_TEMPLATE, variant: int = 0) -> str:
     """The caption of `scene` with one template for every object (canonical by default)."""
-    return " and ".join(_fill(template, obj, variant) for obj in scene.objects)
+    return OBJECT_JOINER.join(_fill(template, obj, variant) for obj in scene.objects)
 
 
 def random_object_phrases(scene, rng, split: str = "train") -> list[str]:
@@ -67,7 +68,7 @@ def random_object_phrases(scene, rng, split: str = "train") -> list[str]:
 
 def random_caption(scene, rng, split: str = "train") -> str:
     """A caption with a template from `split` ("train" or "heldout") drawn independently per object."""
-    return " and ".join(random_object_phrases(scene, rng, split))
+    return OBJECT_JOINER.join(random_object_phrases(scene, rng, split))
 
 
 def paraphrases(scene, split: str = "all") -> list[str]:
@@ -80,7 +81,7 @@ def paraphrases(scene, split: str = "all") -> list[str]:
     out: list[str] = []
     for template in templates:
         for variant in (0, 1):
-            text = " and ".join(_fill(template, obj, variant) for obj in scene.objects)
+            text = OBJECT_JOINER.join(_fill(template, obj, variant) for obj in scene.objects)
             if text not in out:
                 out.append(text)
     return out
