@@ -257,6 +257,8 @@ class StudioWindow(QMainWindow):
         self.attention_map.show_unavailable("Profile the model, then click a cross-attention head.")
         self.model_panel.show_summary(session.summary)
         self.prompt_panel.size_spin.setValue(session.summary["native_size"])  # what the model was trained at
+        if session.summary.get("recommended_guidance") is not None:  # what the model is measured best at
+            self.prompt_panel.guidance_spin.setValue(session.summary["recommended_guidance"])
         if session.loaded.source != "builtin":
             self.settings.add_recent_model(session.summary["spec"])  # what loads it again (a path)
         self.model_panel.set_recent(self.settings.recent_models())

@@ -31,12 +31,15 @@ def sample_grid(images, columns: int = 8):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="guidance scale (default: the model's recommended value, 5 for builtin:shapes)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "builtin_quality.json"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: two spin against each other on shared cores)")
     parser.add_argument("--model", default="builtin:shapes", help="another export of the recipe (a diffusers folder) to compare")
     parser.add_argument("--skip-clip", action="store_true", help="generation, attention and latency only")
-    parser.add_argument("--prompt-seed", type=int, default=123, help="seed of the held-out prompt set (123: the model card's)")
+    parser.add_argument("--prompt-seeds", default="123,7,11,19",
+                        help="seeds of the held-out prompt sets, 72 prompts each (--quick: 24), pooled "
+                        "(default 123,7,11,19: the model card's 288 prompts)")
     args = parser.parse_args(argv)
 
     import torch
@@ -45,9 +48,12 @@ def main(argv=None) -> int:
     from core.builtin import evaluation
     from core.builtin.tiny_clip import load_tiny_clip
     from core.loading import load_model
+    from core.loading.model_defaults import guidance_for
 
     started = time.time()
     loaded = load_model(args.model)
+    args.guidance = guidance_for(loaded, args.guidance)
+    prompt_seeds = [int(s) for s in args.prompt_seeds.split(",")]
     pipe = loaded.pipe
     n_single, n_two = (16, 8) if args.quick else (48, 24)
     report = {"model": args.model, "model_hash": loaded.model_hash, "trained": loaded.details.get("trained"),
@@ -57,17 +63,23 @@ def main(argv=None) -> int:
         import json
 
         report["training"] = json.loads(training_json.read_text())
-    prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two, seed=args.prompt_seed)
-    report["prompt_seed"] = args.prompt_seed
-    report["generation"], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
-    print(f"generation: colour+shape {report['generation']['colour_shape_accuracy']:.3f} "
+    per_set, sample_images = {}, None
+    for prompt_seed in prompt_seeds:
+        prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two, seed=prompt_seed)
+        per_set[prompt_seed], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
+        sample_images = images if sample_images is None else sample_images
+        print(f"prompt set {prompt_seed}: colour+shape {per_set[prompt_seed]['colour_shape_accuracy']:.3f}")
+    report["prompt_seeds"] = prompt_seeds
+    report["generation"] = evaluation.pool_generation(per_set)
+    report["generation_by_set"] = per_set
+    print(f"generation at guidance {args.guidance:g}: colour+shape {report['generation']['colour_shape_accuracy']:.3f} "
           f"(+position {report['generation']['colour_shape_position_accuracy']:.3f}; requested objects present, "
-          f"extras ignored {report['generation']['requested_present_rate']:.3f}) on {len(prompt_set)} prompts")
+          f"extras ignored {report['generation']['requested_present_rate']:.3f}) on {report['generation']['n']} prompts")
     for kind, row in report["generation"]["by_kind"].items():
         print(f"  {kind}: {row['colour_shape_accuracy']:.3f} (n={row['n']})")
     samples = Path(args.out).with_name(Path(args.out).stem.replace("quality", "samples") + ".png")
     samples.parent.mkdir(exist_ok=True)
-    sample_grid(images[:32]).save(samples)
+    sample_grid(sample_images[:32]).save(samples)
 
     if not args.skip_clip:
         model, preprocess, tokenizer = load_tiny_clip()

@@ -66,6 +66,8 @@ def test_load_profile_threshold_preview(qtbot, window):
     load_builtin(qtbot, window)
     assert "builtin:shapes" in window.model_panel.summary.text()
     assert window.prompt_panel.size_spin.value() == 64  # the built-in model's native size
+    assert window.prompt_panel.guidance_spin.value() == 5.0  # its headroom.json's recommended guidance
+    assert "Guidance set to 5" in window.model_panel.summary.text()
     assert window.prompt_panel.profile_button.isEnabled()
 
     set_short_profile(window, prompts="a red circle above a blue square\na green triangle")
@@ -289,6 +291,7 @@ def test_a_diffusers_folder_loads_and_is_remembered(qtbot, window, tmp_path):
     assert window.session.loaded.source == "diffusers-folder"
     assert window.heatmap.data is None and window.profile is None  # a new model starts clean
     assert window.session.summary["heads"] == window.session.structure.total_heads > 0
+    assert window.prompt_panel.guidance_spin.value() == 7.5  # no headroom.json: the usual default, not the last model's
     assert window.settings.recent_models() == ["builtin:shapes", str(folder)]
     combo = window.model_panel.spec_combo
     assert [combo.itemText(i) for i in range(combo.count())] == ["builtin:shapes", str(folder)]

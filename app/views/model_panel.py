@@ -90,6 +90,8 @@ class ModelPanel(QGroupBox):
         lines = [f"<b>{summary['name']}</b> ({summary['family']}, {summary['source']})",
                  f"{summary['parameters'] / 1e6:.1f} M UNet parameters on {summary['device']} ({summary['dtype']})",
                  f"{summary['attention_modules']} attention modules, {summary['heads']} heads"]
+        if summary.get("guidance_from_model"):
+            lines.append(f"Guidance set to {summary['recommended_guidance']:g}, the value this model recommends")
         if summary.get("clip"):
             lines.append(f"CLIP scoring: {summary['clip']}")
         if summary.get("note"):

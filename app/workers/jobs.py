@@ -99,7 +99,11 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
     from core.generation import default_size
     from core.quality.metrics import clip_scorer_for
 
+    from core.loading.model_defaults import guidance_for
+
     summary["native_size"] = default_size(loaded.pipe)[0]
+    summary["recommended_guidance"] = guidance_for(loaded, None)
+    summary["guidance_from_model"] = "recommended_guidance" in loaded.details
     clip = clip_scorer_for(loaded, device=str(loaded.device))
     summary["clip"] = clip[1].reason
     sink.report(2, 2, "loaded")

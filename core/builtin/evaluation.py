@@ -77,6 +77,31 @@ def evaluate_generation(pipe, prompt_set, seed: int = 1000, steps: int = 20, gui
     ), images
 
 
+def pool_generation(results: dict) -> dict:
+    """One summary of several `evaluate_generation` results ({prompt seed: result}), weighted by prompt count."""
+    rows = [row for result in results.values() for row in result["rows"]]
+    n = len(rows)
+    kinds = {}
+    for result in results.values():
+        for kind, row in result["by_kind"].items():
+            acc = kinds.setdefault(kind, dict(n=0, colour_shape_accuracy=0.0, with_position=0.0, requested_present=0.0))
+            acc["n"] += row["n"]
+            for key in ("colour_shape_accuracy", "with_position", "requested_present"):
+                acc[key] += row[key] * row["n"]
+    for acc in kinds.values():
+        for key in ("colour_shape_accuracy", "with_position", "requested_present"):
+            acc[key] /= acc["n"]
+    first = next(iter(results.values()))
+    return dict(
+        n=n, steps=first["steps"], guidance=first["guidance"],
+        colour_shape_accuracy=sum(r["colour_shape_ok"] for r in rows) / n,
+        colour_shape_position_accuracy=sum(r["position_ok"] for r in rows) / n,
+        requested_present_rate=sum(r["requested_present"] for r in rows) / n,
+        by_kind=dict(sorted(kinds.items())),
+        by_prompt_seed={seed: result["colour_shape_accuracy"] for seed, result in results.items()},
+    )
+
+
 def evaluate_clip_ranking(model, preprocess, tokenizer, n: int = 200, split: str = "heldout", seed: int = 321):
     """Share of real scene images whose canonical caption scores above every alternative caption."""
     import numpy as np

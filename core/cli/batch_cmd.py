@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
+from core.cli.common import add_guidance_arg
 from core.errors import CancelledError, HeadRoomError
 
 EXIT_CANCELLED = 130
@@ -26,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-auto-batch", type=int, default=8, help="largest size auto may choose (default 8)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs and summary.json")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=7.5)
+    add_guidance_arg(p)
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
@@ -75,11 +76,12 @@ def run(args) -> int:
     jobs = build_jobs(prompts, seeds, args.negative_prompt)
 
     from core.loading import load_model
+    from core.loading.model_defaults import guidance_for
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     fragment = apply_fragment_to(loaded, args.fragment) if args.fragment else None
     settings = BatchSettings(
-        steps=args.steps, guidance=args.guidance, batch_size=batch_size, max_auto_batch=args.max_auto_batch,
+        steps=args.steps, guidance=guidance_for(loaded, args.guidance), batch_size=batch_size, max_auto_batch=args.max_auto_batch,
         width=args.width, height=args.height, skip_existing=not args.overwrite, fragment=fragment,
     )
     token = CancelToken()

@@ -15,6 +15,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-pickle", action="store_true", help="consent to open .ckpt/.pt pickle files (weights only)")
 
 
+def add_guidance_arg(parser: argparse.ArgumentParser, extra_help: str = "") -> None:
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale (default: the model's recommended value from its "
+                        "headroom.json, 5 for builtin:shapes, else 7.5)" + extra_help)
+
+
 def resolve_device(name: str) -> str:
     if name != "auto":
         return name

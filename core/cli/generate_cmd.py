@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.cli.common import TerminalProgress, add_model_args, load_model_from_args
+from core.cli.common import TerminalProgress, add_guidance_arg, add_model_args, load_model_from_args
 
 
 def add_parser(subparsers) -> None:
@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--negative-prompt", default="")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--guidance", type=float, default=7.5)
+    add_guidance_arg(parser)
     parser.add_argument("--size", help="WxH, e.g. 512x512 (default: the model's native size)")
     parser.add_argument("--out", required=True, help="output PNG path")
     parser.set_defaults(func=run)
@@ -22,6 +22,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from core.errors import HeadRoomError
     from core.generation import generate_images, parse_size, save_png_with_parameters
+    from core.loading.model_defaults import guidance_for
 
     if args.steps < 1:
         raise HeadRoomError("--steps must be at least 1.")
@@ -36,7 +37,7 @@ def run(args) -> int:
         fragment_name = str(args.fragment)
     size = parse_size(args.size, default=None) if args.size else None
     [(image, params)] = generate_images(
-        loaded.pipe, [args.prompt], [args.seed], steps=args.steps, guidance=args.guidance, size=size,
+        loaded.pipe, [args.prompt], [args.seed], steps=args.steps, guidance=guidance_for(loaded, args.guidance), size=size,
         negative_prompt=args.negative_prompt, progress=TerminalProgress("generate "), model_name=loaded.name,
         model_hash=loaded.model_hash,
     )

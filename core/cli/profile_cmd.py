@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.cli.common import add_guidance_arg
 from core.errors import HeadRoomError
 
 DEFAULT_STEPS = 30
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
     seeds.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 1,2,3 (ranges like 1-8 too)")
     seeds.add_argument("--num-seeds", type=int, default=None, metavar="N", help="use seeds 0..N-1 (default 8)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"denoising steps (default {DEFAULT_STEPS})")
-    p.add_argument("--guidance", type=float, default=7.5, help="guidance scale; <= 1 turns CFG off (default 7.5)")
+    add_guidance_arg(p, "; <= 1 turns CFG off")
     p.add_argument("--negative-prompt", default="")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--height", type=int, default=None)
@@ -142,6 +143,7 @@ def run(args) -> int:
         raise HeadRoomError(f"--out {out} is a folder; give a file name such as {out / 'run.hrprof'}.")
 
     from core.loading import load_model
+    from core.loading.model_defaults import guidance_for
     from core.profiling import MemorySampler, ProfilerConfig, profile_model
 
     print(f"Loading {args.model} ...", file=sys.stderr)
@@ -155,7 +157,7 @@ def run(args) -> int:
     print(f"Profiling {len(prompts)} prompt(s) x {len(seeds)} seed(s) x {args.steps} steps on {args.device}",
           file=sys.stderr)
     with MemorySampler(device=args.device) as sampler:
-        profile = profile_model(loaded, prompts, seeds=seeds, steps=args.steps, guidance=args.guidance, size=size,
+        profile = profile_model(loaded, prompts, seeds=seeds, steps=args.steps, guidance=guidance_for(loaded, args.guidance), size=size,
                                 config=config, progress=ProgressBar(), negative_prompt=args.negative_prompt,
                                 sampler=None)
     profile.meta["memory"] = sampler.summary()

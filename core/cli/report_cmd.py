@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli.common import add_guidance_arg
+
 EXIT_DRIFTED = 1
 
 
@@ -25,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 8; fragment manifest's if set)")
-    p.add_argument("--guidance", type=float, default=7.5)
+    add_guidance_arg(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default=None, help="fp32 (default), fp16 or bf16")
     p.add_argument("--latency-repeats", type=int, default=3)
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             raise HeadRoomError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu.")
 
     from core.loading import load_model
+    from core.loading.model_defaults import guidance_for
 
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     fragment = open_fragment(loaded, args.fragment)
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                                           device=args.device)
     steps = args.steps or fragment.steps or 8
     config = EvalConfig(prompts=prompts, seeds=args.seeds or list(DEFAULT_SEEDS),
-                        settings=GenerationSettings(steps=steps, guidance=args.guidance),
+                        settings=GenerationSettings(steps=steps, guidance=guidance_for(loaded, args.guidance)),
                         latency_repeats=args.latency_repeats,
                         max_batch=args.max_batch or (64 if args.device.startswith("cuda") else 8),
                         measure_performance=not args.no_perf, scenes=scenes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cli.common import add_guidance_arg
 from core.errors import HeadRoomError
 
 
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache-dir", metavar="DIR", help="fragment cache folder (default: HEADROOM_CACHE_DIR or the user cache)")
     p.add_argument("--seeds", default="0,1", help="validation seeds (default 0,1)")
     p.add_argument("--steps", type=int, default=10, help="denoising steps for validation and profiling")
-    p.add_argument("--guidance", type=float, default=7.5)
+    add_guidance_arg(p)
     p.add_argument("--ssim-min", type=float, default=0.7)
     p.add_argument("--clip-delta-max", type=float, default=0.05, help="largest relative CLIP score drop (0.05 = 5%%)")
     p.add_argument("--threshold", type=float, default=None, help="cosine similarity for a cache hit")
@@ -46,6 +47,7 @@ def run(args) -> int:
     from core.cache import FragmentCache
     from core.io import write_json_atomic
     from core.loading import load_model
+    from core.loading.model_defaults import guidance_for
     from core.reuse.harness import HarnessConfig, run_reuse_eval
     from core.reuse.lookup import DEFAULT_THRESHOLD
     from core.reuse.paraphrases import read_paraphrase_file, sets_from_generator
@@ -57,12 +59,13 @@ def run(args) -> int:
         if args.generator_sets < 1:
             raise HeadRoomError("--generator-sets must be at least 1.")
         sets = sets_from_generator(args.generator_sets, args.per_set, args.generator_seed)
-    validation = ValidationSettings(seeds=tuple(parse_seeds(args.seeds)), steps=args.steps, guidance=args.guidance,
+    base = load_model(args.model, device=args.device)
+    validation = ValidationSettings(seeds=tuple(parse_seeds(args.seeds)), steps=args.steps,
+                                    guidance=guidance_for(base, args.guidance),
                                     tolerance=ReuseTolerance(args.ssim_min, args.clip_delta_max))
     config = HarnessConfig(validation=validation, threshold=args.threshold or DEFAULT_THRESHOLD,
                            prune_percentile=args.prune_percentile, profile_steps=args.steps, fragment=args.fragment,
                            similarity=args.similarity)
-    base = load_model(args.model, device=args.device)
     scorer, status = None, "no CLIP scorer"
     try:
         from core.quality.metrics import clip_scorer_for

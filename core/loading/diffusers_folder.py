@@ -63,4 +63,7 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
     if str(device) != "cpu":
         pipe = pipe.to(device)
     family = _PIPELINE_FAMILY[class_name] or _family_from_unet_config(dict(pipe.unet.config))
-    return LoadedModel(pipe, family, folder.name, folder_weights_hash(folder), "diffusers-folder", {"path": str(folder)})
+    from core.loading.model_defaults import read_model_defaults
+
+    details = {"path": str(folder), **read_model_defaults(folder)}
+    return LoadedModel(pipe, family, folder.name, folder_weights_hash(folder), "diffusers-folder", details)
