@@ -2,7 +2,9 @@
 
 Each image is scored against every caption in the batch plus captions of near-miss scenes (one colour, shape
 or position changed, same phrasing), so the model learns exactly the distinctions the quality check asks of it.
-Only the training split of colour x shape pairs and phrasings is seen.
+Only the training split of colour x shape pairs and phrasings is seen, as images and as captions: a near miss
+that would name a held-out pair is never used as a negative. (Until session 5 it was; the model then learned
+that "red triangle" never describes an image, and ranked held-out pairs below their near misses.)
 
 With `extra_colour_p` > 0 some objects are drawn in colours outside the world (pink, cyan, brown, black) with
 every shape: more colour x shape variety teaches shape features that do not depend on the colour, which is what
@@ -51,7 +53,7 @@ def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
 
     from core.shapes.captions import TRAIN_TEMPLATES, alternative_scenes, caption
     from core.shapes.scene import render, sample_scene
-    from core.shapes.world import COLOURS
+    from core.shapes.world import COLOURS, is_heldout_combo
 
     palette = {**COLOURS, **EXTRA_COLOURS}
     images, positives, hard = [], [], []
@@ -66,7 +68,9 @@ def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
         positives.append(text)
         options = [
             t for t in dict.fromkeys(
-                caption(s, template, variant) if template else caption(s) for s in alternative_scenes(scene)
+                caption(s, template, variant) if template else caption(s)
+                for s in alternative_scenes(scene)
+                if not any(is_heldout_combo(o.colour, o.shape) for o in s.objects)
             ) if t != text
         ]
         for j in rng.permutation(len(options))[:negatives]:
