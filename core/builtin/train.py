@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger("core.builtin.train")
 
-DEFAULTS = dict(seed=0, vae_steps=2000, unet_steps=6000, clip_steps=2600, n_latent_scenes=10000, threads=1,
+DEFAULTS = dict(seed=0, vae_steps=2000, unet_steps=6000, clip_steps=4000, n_latent_scenes=10000, threads=1,
                 vae_batch=16, unet_batch=32, clip_batch=48, jobs=2)
 RECOMMENDED_GUIDANCE = 5.0  # session 4: 0.885 colour+shape at 5 vs 0.819 at 7.5 (bench_builtin, 288 prompts)
 
@@ -178,7 +178,7 @@ def stage_clip(args, work_dir: Path):
 
     clock = _StageClock()
     train_and_save_tiny_clip(Path(args.out) / "clip", steps=args.clip_steps, seed=args.seed + 5, batch=args.clip_batch,
-                             resume=args.resume, extra_colour_p=args.clip_extra_colours)
+                             resume=args.resume, extra_colour_p=args.clip_extra_colours, p_two=args.clip_p_two)
     _record_timing(work_dir, "clip", *clock.elapsed(), args.clip_steps)
 
 
@@ -194,7 +194,7 @@ def _start_clip_process(args):
     command = [sys.executable, "-m", "core.builtin.train", "--stages", "clip", "--jobs", "1", "--out", str(args.out),
                "--work-dir", str(args.work_dir), "--seed", str(args.seed), "--clip-steps", str(args.clip_steps),
                "--clip-batch", str(args.clip_batch), "--threads", str(args.threads),
-               "--clip-extra-colours", str(args.clip_extra_colours)]
+               "--clip-extra-colours", str(args.clip_extra_colours), "--clip-p-two", str(args.clip_p_two)]
     if args.resume:
         command.append("--resume")
     return subprocess.Popen(command)
@@ -216,9 +216,10 @@ def main(argv=None) -> int:
     parser.add_argument("--grounding-weight", type=float, default=0.1,
                         help="weight of the token-grounding loss (object words attend inside their object; "
                              "core.builtin.attention_grounding); 0 trains on the denoising loss alone")
-    parser.add_argument("--clip-extra-colours", type=float, default=0.0,
+    parser.add_argument("--clip-extra-colours", type=float, default=0.3,
                         help="share of the tiny CLIP's training objects drawn in colours outside the world "
                              "(core.builtin.train_clip.EXTRA_COLOURS)")
+    parser.add_argument("--clip-p-two", type=float, default=0.4, help="share of two-object scenes in the tiny CLIP's data")
     for name, value in DEFAULTS.items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     args = parser.parse_args(argv)

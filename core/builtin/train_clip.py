@@ -48,7 +48,7 @@ def _with_extra_colours(scene, rng, p: float):
     return Scene(tuple(objects))
 
 
-def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
+def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0, p_two: float = 0.4):
     import numpy as np
 
     from core.shapes.captions import TRAIN_TEMPLATES, alternative_scenes, caption
@@ -58,7 +58,7 @@ def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
     palette = {**COLOURS, **EXTRA_COLOURS}
     images, positives, hard = [], [], []
     for _ in range(batch):
-        scene = sample_scene(rng, split="train")
+        scene = sample_scene(rng, split="train", p_two=p_two)
         if extra_colour_p > 0:
             scene = _with_extra_colours(scene, rng, extra_colour_p)
         images.append(render(scene, palette=palette)[0])
@@ -80,7 +80,7 @@ def _batch(rng, batch: int, negatives: int, extra_colour_p: float = 0.0):
 
 def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, negatives: int = 2, lr: float = 1e-3,
                     warmup: int = 50, log_every: int = 50, device: str = "cpu", checkpoint=None, checkpoint_every: int = 0,
-                    extra_colour_p: float = 0.0):
+                    extra_colour_p: float = 0.0, p_two: float = 0.4):
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -90,7 +90,7 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
     model.train()
     start = time.time()
     for step in range(steps):
-        images, positives, hard = _batch(rng, batch, negatives, extra_colour_p)
+        images, positives, hard = _batch(rng, batch, negatives, extra_colour_p, p_two)
         image_features = F.normalize(model.encode_image(clip_pixels(images).to(device)), dim=-1)
         text_features = F.normalize(model.encode_text(tokenizer(positives + hard).to(device)), dim=-1)
         logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
@@ -112,7 +112,7 @@ def train_tiny_clip(model, tokenizer, steps: int, seed: int, batch: int = 48, ne
 
 
 def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, resume: bool = False,
-                             extra_colour_p: float = 0.0):
+                             extra_colour_p: float = 0.0, p_two: float = 0.4):
     """Trains from a seeded random init (or, with `resume`, continues from the weights in `folder`) and saves."""
     from pathlib import Path
 
@@ -126,6 +126,6 @@ def train_and_save_tiny_clip(folder, steps: int, seed: int, batch: int = 96, res
         model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
         log.info("continuing tiny CLIP training from %s", weights)
         seed += 1000
-    train_tiny_clip(model, tokenizer, steps=steps, seed=seed, batch=batch, extra_colour_p=extra_colour_p)
+    train_tiny_clip(model, tokenizer, steps=steps, seed=seed, batch=batch, extra_colour_p=extra_colour_p, p_two=p_two)
     save_tiny_clip(model, folder)
     log.info("saved tiny CLIP to %s", folder)
