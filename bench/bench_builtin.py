@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     for prompt_seed in prompt_seeds:
         prompt_set = evaluation.heldout_prompt_set(n_single=n_single, n_two=n_two, seed=prompt_seed)
         per_set[prompt_seed], images = evaluation.evaluate_generation(pipe, prompt_set, guidance=args.guidance)
-        sample_images = images if sample_images is None else sample_images
+        if sample_images is None:
+            sample_images = images
         print(f"prompt set {prompt_seed}: colour+shape {per_set[prompt_seed]['colour_shape_accuracy']:.3f}")
     report["prompt_seeds"] = prompt_seeds
     report["generation"] = evaluation.pool_generation(per_set)

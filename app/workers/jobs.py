@@ -97,9 +97,8 @@ def load_job(spec: str, device: str = "auto", dtype: str = "fp32", allow_pickle:
     if loaded.details.get("trained") is False:
         summary["note"] = "untrained stand-in weights: images are noise until the trained model ships"
     from core.generation import default_size
-    from core.quality.metrics import clip_scorer_for
-
     from core.loading.model_defaults import guidance_for
+    from core.quality.metrics import clip_scorer_for
 
     summary["native_size"] = default_size(loaded.pipe)[0]
     summary["recommended_guidance"] = guidance_for(loaded, None)

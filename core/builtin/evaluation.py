@@ -45,61 +45,48 @@ def generate(pipe, prompts, seed: int, steps: int = 20, guidance: float = 7.5, b
     return np.concatenate(images)
 
 
-def evaluate_generation(pipe, prompt_set, seed: int = 1000, steps: int = 20, guidance: float = 7.5):
-    from collections import defaultdict
+def _summarise(rows, steps: int, guidance: float) -> dict:
+    """Accuracies over checker rows, overall and per prompt kind."""
+    def share(key, of):
+        return sum(r[key] for r in of) / len(of)
 
+    kinds = sorted({r["kind"] for r in rows})
+    by_kind = {}
+    for kind in kinds:
+        of_kind = [r for r in rows if r["kind"] == kind]
+        by_kind[kind] = dict(n=len(of_kind), colour_shape_accuracy=share("colour_shape_ok", of_kind),
+                             with_position=share("position_ok", of_kind),
+                             requested_present=share("requested_present", of_kind))
+    return dict(
+        n=len(rows), steps=steps, guidance=guidance,
+        colour_shape_accuracy=share("colour_shape_ok", rows),
+        colour_shape_position_accuracy=share("position_ok", rows),
+        # Lenient: every requested colour x shape is drawn, extra objects ignored.
+        requested_present_rate=share("requested_present", rows),
+        by_kind=by_kind,
+    )
+
+
+def evaluate_generation(pipe, prompt_set, seed: int = 1000, steps: int = 20, guidance: float = 7.5):
     from core.shapes.checker import check_image
 
     images = generate(pipe, [p for _, p, _ in prompt_set], seed, steps, guidance)
-    per_kind = defaultdict(lambda: [0, 0, 0, 0])
     rows = []
     for image, (scene, prompt, kind) in zip(images, prompt_set):
         verdict = check_image(image, scene)
-        per_kind[kind][0] += 1
-        per_kind[kind][1] += verdict.colour_shape_ok
-        per_kind[kind][2] += verdict.position_ok
-        per_kind[kind][3] += all(verdict.per_object)
         rows.append(dict(prompt=prompt, kind=kind, colour_shape_ok=verdict.colour_shape_ok,
                          requested_present=all(verdict.per_object),
                          position_ok=verdict.position_ok,
                          detected=[(d.colour, d.shape, d.position) for d in verdict.detected]))
-    n = len(rows)
-    return dict(
-        n=n, steps=steps, guidance=guidance,
-        colour_shape_accuracy=sum(r["colour_shape_ok"] for r in rows) / n,
-        colour_shape_position_accuracy=sum(r["position_ok"] for r in rows) / n,
-        # Lenient: every requested colour x shape is drawn, extra objects ignored.
-        requested_present_rate=sum(r["requested_present"] for r in rows) / n,
-        by_kind={k: dict(n=v[0], colour_shape_accuracy=v[1] / v[0], with_position=v[2] / v[0],
-                         requested_present=v[3] / v[0])
-                 for k, v in sorted(per_kind.items())},
-        rows=rows,
-    ), images
+    return dict(**_summarise(rows, steps, guidance), rows=rows), images
 
 
 def pool_generation(results: dict) -> dict:
-    """One summary of several `evaluate_generation` results ({prompt seed: result}), weighted by prompt count."""
-    rows = [row for result in results.values() for row in result["rows"]]
-    n = len(rows)
-    kinds = {}
-    for result in results.values():
-        for kind, row in result["by_kind"].items():
-            acc = kinds.setdefault(kind, dict(n=0, colour_shape_accuracy=0.0, with_position=0.0, requested_present=0.0))
-            acc["n"] += row["n"]
-            for key in ("colour_shape_accuracy", "with_position", "requested_present"):
-                acc[key] += row[key] * row["n"]
-    for acc in kinds.values():
-        for key in ("colour_shape_accuracy", "with_position", "requested_present"):
-            acc[key] /= acc["n"]
+    """One summary of several `evaluate_generation` results ({prompt seed: result}), every prompt counted once."""
     first = next(iter(results.values()))
-    return dict(
-        n=n, steps=first["steps"], guidance=first["guidance"],
-        colour_shape_accuracy=sum(r["colour_shape_ok"] for r in rows) / n,
-        colour_shape_position_accuracy=sum(r["position_ok"] for r in rows) / n,
-        requested_present_rate=sum(r["requested_present"] for r in rows) / n,
-        by_kind=dict(sorted(kinds.items())),
-        by_prompt_seed={seed: result["colour_shape_accuracy"] for seed, result in results.items()},
-    )
+    rows = [row for result in results.values() for row in result["rows"]]
+    return dict(**_summarise(rows, first["steps"], first["guidance"]),
+                by_prompt_seed={seed: result["colour_shape_accuracy"] for seed, result in results.items()})
 
 
 def evaluate_clip_ranking(model, preprocess, tokenizer, n: int = 200, split: str = "heldout", seed: int = 321):

@@ -81,7 +81,8 @@ def run(args) -> int:
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
     fragment = apply_fragment_to(loaded, args.fragment) if args.fragment else None
     settings = BatchSettings(
-        steps=args.steps, guidance=guidance_for(loaded, args.guidance), batch_size=batch_size, max_auto_batch=args.max_auto_batch,
+        steps=args.steps, guidance=guidance_for(loaded, args.guidance), batch_size=batch_size,
+        max_auto_batch=args.max_auto_batch,
         width=args.width, height=args.height, skip_existing=not args.overwrite, fragment=fragment,
     )
     token = CancelToken()

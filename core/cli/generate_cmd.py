@@ -37,7 +37,8 @@ def run(args) -> int:
         fragment_name = str(args.fragment)
     size = parse_size(args.size, default=None) if args.size else None
     [(image, params)] = generate_images(
-        loaded.pipe, [args.prompt], [args.seed], steps=args.steps, guidance=guidance_for(loaded, args.guidance), size=size,
+        loaded.pipe, [args.prompt], [args.seed], steps=args.steps, guidance=guidance_for(loaded, args.guidance),
+        size=size,
         negative_prompt=args.negative_prompt, progress=TerminalProgress("generate "), model_name=loaded.name,
         model_hash=loaded.model_hash,
     )

@@ -157,7 +157,8 @@ def run(args) -> int:
     print(f"Profiling {len(prompts)} prompt(s) x {len(seeds)} seed(s) x {args.steps} steps on {args.device}",
           file=sys.stderr)
     with MemorySampler(device=args.device) as sampler:
-        profile = profile_model(loaded, prompts, seeds=seeds, steps=args.steps, guidance=guidance_for(loaded, args.guidance), size=size,
+        profile = profile_model(loaded, prompts, seeds=seeds, steps=args.steps,
+                                guidance=guidance_for(loaded, args.guidance), size=size,
                                 config=config, progress=ProgressBar(), negative_prompt=args.negative_prompt,
                                 sampler=None)
     profile.meta["memory"] = sampler.summary()

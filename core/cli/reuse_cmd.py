@@ -59,9 +59,9 @@ def run(args) -> int:
         if args.generator_sets < 1:
             raise HeadRoomError("--generator-sets must be at least 1.")
         sets = sets_from_generator(args.generator_sets, args.per_set, args.generator_seed)
+    seeds = tuple(parse_seeds(args.seeds))
     base = load_model(args.model, device=args.device)
-    validation = ValidationSettings(seeds=tuple(parse_seeds(args.seeds)), steps=args.steps,
-                                    guidance=guidance_for(base, args.guidance),
+    validation = ValidationSettings(seeds=seeds, steps=args.steps, guidance=guidance_for(base, args.guidance),
                                     tolerance=ReuseTolerance(args.ssim_min, args.clip_delta_max))
     config = HarnessConfig(validation=validation, threshold=args.threshold or DEFAULT_THRESHOLD,
                            prune_percentile=args.prune_percentile, profile_steps=args.steps, fragment=args.fragment,

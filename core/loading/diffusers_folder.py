@@ -29,6 +29,7 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
 
     from core.builtin.loading import folder_weights_hash
     from core.loading.model import LoadedModel
+    from core.loading.model_defaults import read_model_defaults
     from core.offline import import_diffusers
 
     folder = Path(folder)
@@ -51,6 +52,7 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
     for component in ("unet", "vae", "text_encoder"):
         if not (folder / component).is_dir():
             raise ModelLoadError(f"{folder} is missing its {component}/ subfolder; the diffusers folder is incomplete.")
+    defaults = read_model_defaults(folder)
     diffusers = import_diffusers()
     pipeline_cls = getattr(diffusers, class_name)
     dtype = dtype or torch.float32
@@ -63,7 +65,5 @@ def load_diffusers_folder(folder, device: str = "cpu", dtype=None):
     if str(device) != "cpu":
         pipe = pipe.to(device)
     family = _PIPELINE_FAMILY[class_name] or _family_from_unet_config(dict(pipe.unet.config))
-    from core.loading.model_defaults import read_model_defaults
-
-    details = {"path": str(folder), **read_model_defaults(folder)}
-    return LoadedModel(pipe, family, folder.name, folder_weights_hash(folder), "diffusers-folder", details)
+    return LoadedModel(pipe, family, folder.name, folder_weights_hash(folder), "diffusers-folder",
+                       {"path": str(folder), **defaults})
